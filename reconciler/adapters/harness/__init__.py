@@ -1,0 +1,1 @@
+"""Harness adapters: enumerate subtests, build the batch command, parse its output."""

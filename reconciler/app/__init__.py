@@ -1,0 +1,1 @@
+"""Layer 4: use cases that wire adapters to the core (validate, plan, store maintenance)."""

@@ -1,0 +1,1 @@
+"""Layer 5: thin command-line entry points."""

@@ -1,0 +1,142 @@
+"""What git told us (resolution), what harnesses enumerated, and the desired state built from them.
+
+These are the inputs of the pure planner. They hold identities and provenance; the planner never
+reads git or the store itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from reconciler.model.results import BuildStatus, Status
+
+
+@dataclass(frozen=True)
+class ResolvedCommit:
+    commit: str
+    tree: str
+    subject: str
+    committed_at: int
+    """Committer time, Unix seconds: orders work age-major across branches."""
+
+
+@dataclass(frozen=True)
+class ResolvedBranch:
+    branch: str
+    """Name of the Branch spec."""
+    ref: str
+    commits: tuple[ResolvedCommit, ...]
+    """Newest first, first-parent, at most `max_commits`."""
+
+
+@dataclass(frozen=True)
+class ResolvedBaseline:
+    baseline: str
+    commit: ResolvedCommit
+
+
+@dataclass(frozen=True)
+class ResolvedHarness:
+    harness: str
+    revision: str
+    """Tree hash of the harness repo at its ref, or the hash of its definition when the tests
+    live in the source tree (no url)."""
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    branches: Mapping[str, ResolvedBranch] = field(default_factory=dict)
+    baselines: Mapping[str, ResolvedBaseline] = field(default_factory=dict)
+    harnesses: Mapping[str, ResolvedHarness] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnumeratedTest:
+    test: str
+    """Test file (or test name) as the harness names it."""
+    subtests: tuple[str, ...]
+
+
+# (test group name, tree the tests were read from) -> tests of that group in that tree.
+Enumeration = Mapping[tuple[str, str], tuple[EnumeratedTest, ...]]
+
+
+class OriginKind(StrEnum):
+    BRANCH = "branch"
+    BASELINE = "baseline"
+
+
+@dataclass(frozen=True, order=True)
+class Origin:
+    """Who asked for a piece of work: provenance, never identity."""
+
+    kind: OriginKind
+    name: str
+
+    def __str__(self) -> str:
+        return self.name if self.kind is OriginKind.BRANCH else f"baseline:{self.name}"
+
+
+@dataclass(frozen=True)
+class DesiredBuild:
+    id: str
+    preimage: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DesiredUnit:
+    """Subtests of one test file for one (build, runtime, harness revision): the planning grain."""
+
+    unit: str
+    test: str
+    group: str
+    subtests: tuple[str, ...]
+    priority: int
+    preimage: Mapping[str, Any]
+    """Unit preimage; a result's preimage is this plus its subtest."""
+
+
+@dataclass(frozen=True)
+class DesiredSlot:
+    """One commit of one origin under one profile and harness: a build and its units."""
+
+    origin: Origin
+    commit: ResolvedCommit
+    position: int
+    """0 for the newest commit of the origin."""
+    profile: str
+    harness: str
+    build: DesiredBuild
+    units: tuple[DesiredUnit, ...]
+    priority: int
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    slots: tuple[DesiredSlot, ...]
+    suspended: tuple[str, ...] = ()
+    """Branches marked `suspend: true`: shown, never scheduled."""
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    verdicts: int
+    """Stored results of this unit that hold a verdict."""
+    errors: int = 0
+    """Stored results of this unit whose only outcome is an infrastructure error."""
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What the planner needs to know of the store, read once by the app from the index."""
+
+    units: Mapping[str, UnitSummary] = field(default_factory=dict)
+    subtests: Mapping[str, Mapping[str, Status]] = field(default_factory=dict)
+    """For units whose summary does not settle them (partial): stored subtest -> status."""
+    builds: Mapping[str, BuildStatus] = field(default_factory=dict)
+    mean_subtest_seconds: Mapping[str, float] = field(default_factory=dict)
+    """Historical mean duration of one subtest, per test file."""

@@ -1,0 +1,231 @@
+"""The spec kinds users commit to the spec repo: what they want tested, where and how.
+
+Pure data. Every model forbids unknown keys, so a typo in a spec is an error, never a silently
+ignored field. Cross-document references (a Branch naming a Profile) are checked by the loader,
+which knows every document at once; these models check what one document can check alone.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+# A git ref as a user writes it: a branch, tag or commit. It reaches git only as an argument
+# after `--` or via `rev-parse --verify`, but we still refuse what git itself refuses
+# (git-check-ref-format) plus a leading '-', so it can never be read as an option.
+_REF_FORBIDDEN = re.compile(r"(^-)|(\.\.)|(@\{)|([\x00-\x20\x7f~^:?*\[\\])|(/$)|(\.lock$)|(^/)|(//)")
+
+
+def _check_ref(value: str) -> str:
+    if not value or _REF_FORBIDDEN.search(value) or value.endswith("."):
+        raise ValueError(
+            f"{value!r} is not a valid git ref (see git-check-ref-format): "
+            "use a branch, tag or full commit id"
+        )
+    return value
+
+
+GitRef = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class HarnessType(StrEnum):
+    COMMAND = "command"
+    KTEST = "ktest"
+    FSTESTS = "fstests"
+    KSELFTEST = "kselftest"
+
+
+class OutputFormat(StrEnum):
+    TAP = "tap"
+    JUNIT = "junit"
+
+
+class Spec(BaseModel):
+    """Fields every document has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    name: Name
+    """Unique among documents of the same kind."""
+    description: str | None = None
+    """Free text for humans; never part of any identity."""
+
+
+class Repo(Spec):
+    """A git remote holding the sources under test."""
+
+    kind: Literal["Repo"]
+    url: str = Field(min_length=1)
+    """Where the reconciler fetches from. A relative path is relative to the spec file."""
+    fetch_url: str | None = None
+    """Where workers fetch from, when it differs from `url` (a mirror near the farm)."""
+
+
+class Branch(Spec):
+    """A ref to keep tested: its newest `max_commits` commits, each under every profile."""
+
+    kind: Literal["Branch"]
+    repo: Name
+    ref: GitRef
+    """Branch name in the repo (e.g. `bcachefs-testing` or `refs/heads/main`)."""
+    max_commits: int = Field(default=10, ge=1, le=10_000)
+    """How many of the newest first-parent commits to keep tested."""
+    test_groups: list[Name] = Field(min_length=1)
+    profiles: list[Name] = Field(min_length=1)
+    priority: int = 0
+    """Higher runs first among commits of the same age."""
+    baseline: Name | None = None
+    """A Baseline to compare this branch's results with."""
+    suspend: bool = False
+    """Keep the spec but schedule nothing for it."""
+
+    _ref_ok = field_validator("ref")(_check_ref)
+
+
+class TestGroup(Spec):
+    """A set of tests run by one harness."""
+
+    __test__ = False  # not a pytest class, despite its name
+
+    kind: Literal["TestGroup"]
+    harness: Name
+    tests: list[str] = Field(min_length=1)
+    """Test files, as paths or globs (`*` within a directory, `**` across directories),
+    relative to the harness checkout (or the source tree when the harness has no url)."""
+    exclude: list[str] = Field(default_factory=list)
+    """Globs of test files, or `file:subtest` names, to leave out (expunges)."""
+    subtests: dict[str, list[str]] = Field(default_factory=dict)
+    """Subtests listed explicitly per test file; others are enumerated by the harness."""
+    timeout: int = Field(default=600, ge=1)
+    """Seconds one subtest may run before it counts as `timeout`. Part of result identity."""
+    priority: int = 0
+
+
+class Runtime(BaseModel):
+    """How a built kernel is run: inputs of result identity, not of build identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    mem: str | None = Field(default=None, pattern=r"^[0-9]+[KMGT]?$")
+    """VM memory, e.g. `4G`."""
+    cpus: int | None = Field(default=None, ge=1)
+    fstype: str | None = None
+    """Filesystem under test (fstests FSTYP)."""
+    mkfs_options: str | None = None
+    mount_options: str | None = None
+    section: str | None = None
+    """fstests config section."""
+    kernel_cmdline: str | None = None
+    qemu_args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment of the test run."""
+
+
+class Profile(Spec):
+    """How a kernel is built (build inputs) and run (runtime inputs)."""
+
+    kind: Literal["Profile"]
+    arch: str = Field(default="x86_64", pattern=r"^[a-z0-9_]+$")
+    base_config: str | None = None
+    """A make target such as `defconfig` or `tinyconfig` the fragment is merged onto."""
+    kconfig: list[str] = Field(default_factory=list)
+    """Config fragment: `KASAN=y`, `CONFIG_KASAN=y` or `KASAN=n`."""
+    toolchain: str = "gcc"
+    """Compiler id (`gcc-14`, `clang-18`, a Nix store path): part of build identity."""
+    make_flags: list[str] = Field(default_factory=list)
+    build_env: dict[str, str] = Field(default_factory=dict)
+    """Environment of the build (e.g. CFLAGS): part of build identity."""
+    runtime: Runtime = Field(default_factory=Runtime)
+
+    @field_validator("kconfig")
+    @classmethod
+    def _kconfig_lines(cls, lines: list[str]) -> list[str]:
+        for line in lines:
+            if not re.fullmatch(r"(CONFIG_)?[A-Za-z0-9_]+=.*", line):
+                raise ValueError(f"{line!r} is not a config option: write it as NAME=value")
+        return lines
+
+
+class Baseline(Spec):
+    """A pinned ref whose results are kept and compared against."""
+
+    kind: Literal["Baseline"]
+    repo: Name
+    ref: GitRef
+    """A tag or commit; resolved once and pinned."""
+    test_groups: list[Name] = Field(min_length=1)
+    profiles: list[Name] = Field(min_length=1)
+    priority: int = 0
+
+    _ref_ok = field_validator("ref")(_check_ref)
+
+
+class Harness(Spec):
+    """A test suite and its adapter, pinned to a revision that is part of result identity."""
+
+    kind: Literal["Harness"]
+    type: HarnessType
+    url: str | None = None
+    """Repo holding the suite; absent when the tests live in the source tree."""
+    ref: GitRef | None = None
+    """Revision of `url` to use; its tree hash enters every result identity."""
+    build: str | None = None
+    """`command` harness: shell command that builds the source checkout."""
+    list: str | None = None
+    """`command` harness: command printing one subtest name per line for `{test}`."""
+    run: str | None = None
+    """`command` harness: command run for a batch; `{test}` and `{subtests}` are substituted,
+    each argument shell-quoted."""
+    output: OutputFormat = OutputFormat.TAP
+
+    _ref_ok = field_validator("ref")(lambda v: v if v is None else _check_ref(v))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Harness:
+        if self.url is not None and self.ref is None:
+            raise ValueError("a harness with a url needs a ref to pin it to")
+        if self.type is HarnessType.COMMAND and not self.run:
+            raise ValueError("a command harness needs a `run` command")
+        return self
+
+
+class WorkerHost(BaseModel):
+    """One worker host reachable over SSH."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    host: str = Field(min_length=1, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
+    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*$")
+    port: int = Field(default=22, ge=1, le=65535)
+    slots: int = Field(default=1, ge=1)
+    arch: str = Field(default="x86_64", pattern=r"^[a-z0-9_]+$")
+    tags: list[str] = Field(default_factory=list)
+    identity_file: str | None = None
+    """Path of the private key on the reconciler host; the key itself never enters a spec."""
+
+
+class WorkerPool(Spec):
+    kind: Literal["WorkerPool"]
+    hosts: list[WorkerHost] = Field(min_length=1)
+
+
+SPEC_KINDS: dict[str, type[Spec]] = {
+    "Repo": Repo,
+    "Branch": Branch,
+    "TestGroup": TestGroup,
+    "Profile": Profile,
+    "Baseline": Baseline,
+    "Harness": Harness,
+    "WorkerPool": WorkerPool,
+}
+
+AnySpec = Annotated[
+    Repo | Branch | TestGroup | Profile | Baseline | Harness | WorkerPool,
+    Field(discriminator="kind"),
+]
