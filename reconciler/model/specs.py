@@ -11,7 +11,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -19,7 +26,9 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 # A git ref as a user writes it: a branch, tag or commit. It reaches git only as an argument
 # after `--` or via `rev-parse --verify`, but we still refuse what git itself refuses
 # (git-check-ref-format) plus a leading '-', so it can never be read as an option.
-_REF_FORBIDDEN = re.compile(r"(^-)|(\.\.)|(@\{)|([\x00-\x20\x7f~^:?*\[\\])|(/$)|(\.lock$)|(^/)|(//)")
+_REF_FORBIDDEN = re.compile(
+    r"(^-)|(\.\.)|(@\{)|([\x00-\x20\x7f~^:?*\[\\])|(/$)|(\.lock$)|(^/)|(//)"
+)
 
 
 def _check_ref(value: str) -> str:
@@ -146,9 +155,14 @@ class Profile(Spec):
     @field_validator("kconfig")
     @classmethod
     def _kconfig_lines(cls, lines: list[str]) -> list[str]:
+        seen: set[str] = set()
         for line in lines:
             if not re.fullmatch(r"(CONFIG_)?[A-Za-z0-9_]+=.*", line):
                 raise ValueError(f"{line!r} is not a config option: write it as NAME=value")
+            option = line.partition("=")[0].removeprefix("CONFIG_")
+            if option in seen:
+                raise ValueError(f"CONFIG_{option} is set more than once: keep one line")
+            seen.add(option)
         return lines
 
 
