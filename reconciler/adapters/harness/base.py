@@ -1,0 +1,143 @@
+"""The seam between the reconciler and a test suite: what every harness adapter offers.
+
+An adapter answers three questions for the reconciler: which subtests exist in a tree
+(`enumerate`), what shell command a worker runs for a batch of them (`batch_command`), and what
+that command's output says about each one (`parse_output`). Git is reached only through the small
+`TreeView` protocol, so adapters never depend on how trees are read (GitPython, a worker's
+checkout, or a 30-line twin in tests); the protocol lives with the git adapter.
+
+Two rules from the design live here because every adapter needs them:
+- absent is never passed: an expected subtest the output does not report is an `error`
+  (`outcomes_for_expected`), so a crashed harness is retried instead of recorded as green;
+- test paths are matched by globs whose `*` stays inside one directory, as users read them,
+  unlike `fnmatch` whose `*` crosses `/` (`glob_regex`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from reconciler.adapters.git import TreeView
+from reconciler.model.desired import EnumeratedTest
+from reconciler.model.results import Status
+from reconciler.model.specs import TestGroup
+
+NOT_REPORTED = "not reported"
+
+
+@dataclass(frozen=True)
+class SubtestOutcome:
+    """What one run said about one subtest."""
+
+    subtest: str
+    status: Status
+    duration: float | None
+    """Seconds, when the harness reported it."""
+    message: str | None
+    """Skip reason, failure summary, or why the outcome is an error."""
+
+
+class HarnessAdapter(Protocol):
+    def enumerate(self, *, group: TestGroup, tree: TreeView) -> tuple[EnumeratedTest, ...]:
+        """Subtests of every test file of `group` in `tree`, sorted by test file."""
+
+    def build_command(self) -> str | None:
+        """Shell command building the checkout before tests run, if the harness needs one."""
+
+    def batch_command(self, *, test: str, subtests: Sequence[str]) -> str:
+        """Shell command running `subtests` of `test`; every substituted argument is quoted."""
+
+    def parse_output(self, *, output: str, expected: Sequence[str]) -> list[SubtestOutcome]:
+        """One outcome per expected subtest, then any unexpected extras the output reported."""
+
+
+def outcomes_for_expected(
+    *,
+    reported: Sequence[SubtestOutcome],
+    expected: Sequence[str],
+    missing_message: str = NOT_REPORTED,
+    missing_status: Status = Status.ERROR,
+) -> list[SubtestOutcome]:
+    """Expected subtests in order (unreported ones as `error`), then extras in output order.
+
+    Extras are kept: a subtest the enumeration did not know about still ran and its verdict is
+    worth recording. When a name is reported twice the first report stands, as the first verdict
+    does in the store.
+    """
+    by_name: dict[str, SubtestOutcome] = {}
+    for outcome in reported:
+        by_name.setdefault(outcome.subtest, outcome)
+    outcomes = [
+        by_name.get(name, SubtestOutcome(name, missing_status, None, missing_message))
+        for name in dict.fromkeys(expected)
+    ]
+    wanted = set(expected)
+    outcomes.extend(outcome for name, outcome in by_name.items() if name not in wanted)
+    return outcomes
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a path glob: `*` and `?` stay within one directory, `**` crosses directories.
+
+    `a/**/b` matches `a/b` as well as `a/x/y/b`, as in git and most shells with globstar.
+    `[...]` classes are supported, with `!` or `^` negating; they never match `/`.
+    """
+    parts: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if pattern.startswith("**/", index):
+            parts.append("(?:[^/]*/)*")
+            index += 3
+        elif pattern.startswith("**", index):
+            parts.append(".*")
+            index += 2
+        elif char == "*":
+            parts.append("[^/]*")
+            index += 1
+        elif char == "?":
+            parts.append("[^/]")
+            index += 1
+        elif char == "[" and (end := _class_end(pattern, index)) is not None:
+            body = pattern[index + 1 : end]
+            negate = body[:1] in {"!", "^"}
+            body = body[1:] if negate else body
+            escaped = body.replace("\\", "\\\\").replace("]", "\\]")
+            parts.append(f"[^/{escaped}]" if negate else f"(?!/)[{escaped}]")
+            index = end + 1
+        else:
+            parts.append(re.escape(char))
+            index += 1
+    return re.compile("".join(parts) + r"\Z")
+
+
+def _class_end(pattern: str, start: int) -> int | None:
+    # A `]` right after `[` (or `[!`) is a literal member, as in fnmatch; an unclosed `[` is a
+    # literal bracket rather than an error, again as in fnmatch.
+    index = start + 1
+    if index < len(pattern) and pattern[index] in "!^":
+        index += 1
+    if index < len(pattern) and pattern[index] == "]":
+        index += 1
+    end = pattern.find("]", index)
+    return end if end != -1 else None
+
+
+def glob_matches(pattern: str, path: str) -> bool:
+    return glob_regex(pattern).match(path) is not None
+
+
+def substitute(template: str, values: Mapping[str, str]) -> str:
+    """Replace `{name}` placeholders by already-quoted values.
+
+    `str.format` is not used because shell commands are full of braces (`${VAR}`, `{a,b}`)
+    that must pass through untouched.
+    """
+    if not values:
+        return template
+    # One pass, so a substituted value that itself contains `{test}` is never substituted again.
+    placeholders = re.compile("|".join(re.escape("{" + name + "}") for name in values))
+    return placeholders.sub(lambda match: values[match.group(0)[1:-1]], template)

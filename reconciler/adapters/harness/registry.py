@@ -1,0 +1,35 @@
+"""Which adapter runs which harness type: the catalogue, as one table.
+
+Adapters are looked up in `ADAPTERS` by `HarnessType`, never by building a class name from a
+string. A type the table lacks is a user error naming the type, because a spec may ask for it
+before this version of the reconciler can run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler.adapters.harness.base import HarnessAdapter
+from reconciler.adapters.harness.command import CommandHarness
+from reconciler.adapters.harness.enumeration_cache import EnumerationCache
+from reconciler.model.errors import HarnessError
+from reconciler.model.specs import Harness, HarnessType
+
+AdapterFactory = Callable[[Harness, EnumerationCache], HarnessAdapter]
+
+ADAPTERS: dict[HarnessType, AdapterFactory] = {
+    HarnessType.COMMAND: lambda harness, cache: CommandHarness(harness, cache=cache),
+}
+
+
+def adapter_for(harness: Harness, *, cache: EnumerationCache) -> HarnessAdapter:
+    factory = ADAPTERS.get(harness.type)
+    if factory is None:
+        available = ", ".join(sorted(kind.value for kind in ADAPTERS))
+        raise HarnessError(
+            f"harness type {harness.type.value!r} is not available yet",
+            where=f"harness {harness.name!r}",
+            hint=f"available types: {available}; a `command` harness with `list` and `run`"
+            " commands can drive any suite until its own adapter lands",
+        )
+    return factory(harness, cache)
