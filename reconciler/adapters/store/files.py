@@ -1,0 +1,183 @@
+"""The result store: content-addressed record files, the source of truth, plus their index.
+
+Records are plain JSON files keyed by identity so a store can be a git repository that hosts push
+and pull to share results. Every write is atomic and idempotent (an identical put changes nothing,
+not even an mtime), and a put for an identity that is already stored merges by "first verdict
+stands" (see `merge`). Files are written first and the SQLite index second: the index is derived,
+may lag after a crash, and `reindex` rebuilds it from the files.
+
+Constructing a `ResultStore` creates nothing; directories appear on the first write and the
+index is opened (or built) on first use. One writer per store at a time: the reconcile loop holds
+the store lock, so read-merge-write of one record needs no file locking of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from reconciler.adapters.store.atomic import write_atomic
+from reconciler.adapters.store.index import StoreIndex
+from reconciler.adapters.store.layout import (
+    CorruptRecord,
+    StoreLayout,
+    compress_log,
+    corrupt_record_error,
+    decode_log,
+    encode_record,
+    load_record,
+    parse_record,
+    store_read_error,
+)
+from reconciler.adapters.store.merge import check_identity, merge_build, merge_result
+from reconciler.model.results import BuildRecord, ResultRecord
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+# Records per index transaction in `put_results`: large enough that commits are not the cost,
+# small enough that a crash loses little index work (the files are already safe).
+INDEX_BATCH = 5_000
+
+
+class ResultStore:
+    """Results, builds and logs under one root directory (layout in `layout`)."""
+
+    def __init__(self, root: Path, *, quick_check: bool = False) -> None:
+        self.root = root
+        self.layout = StoreLayout(root)
+        self._quick_check = quick_check
+        """Run SQLite's quick_check when opening the index: seconds on a multi-GB index, so only
+        `store verify` asks for it; every open still checks the header and schema version."""
+        self._index: StoreIndex | None = None
+
+    @property
+    def index(self) -> StoreIndex:
+        """The SQLite index, opened on first use; a missing or corrupt one is rebuilt."""
+        if self._index is None:
+            self._index = StoreIndex.open(self.layout, quick_check=self._quick_check)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Results and builds.
+
+    def put_result(self, record: ResultRecord) -> ResultRecord:
+        """Store `record` (merged with any stored record of its id); returns what is stored."""
+        stored = self._write_result(record)
+        self.index.add_results([stored])
+        return stored
+
+    def put_results(self, records: Iterable[ResultRecord]) -> int:
+        """`put_result` for many records, indexing them in batches (for importers)."""
+        count = 0
+        batch: list[ResultRecord] = []
+        for record in records:
+            batch.append(self._write_result(record))
+            count += 1
+            if len(batch) >= INDEX_BATCH:
+                self.index.add_results(batch)
+                batch = []
+        if batch:
+            self.index.add_results(batch)
+        return count
+
+    def put_build(self, record: BuildRecord) -> BuildRecord:
+        """Store `record`; a stored pass/fail verdict is never replaced (see `merge_build`)."""
+        check_identity(record)
+        path = self.layout.build_path(record.id)
+        raw, stored = self._read_existing(BuildRecord, path)
+        merged = merge_build(stored, record)
+        self._write_if_changed(path, raw, encode_record(merged))
+        self.index.add_build(merged)
+        return merged
+
+    def get_result(self, result_id: str) -> ResultRecord | None:
+        return self._read_existing(ResultRecord, self.layout.result_path(result_id))[1]
+
+    def get_build(self, build_id: str) -> BuildRecord | None:
+        return self._read_existing(BuildRecord, self.layout.build_path(build_id))[1]
+
+    def iter_results(self) -> Iterator[ResultRecord]:
+        """Every stored result, in id order, one file at a time."""
+        for path in self.layout.iter_result_files():
+            yield self._load(ResultRecord, path)
+
+    def iter_builds(self) -> Iterator[BuildRecord]:
+        for path in self.layout.iter_build_files():
+            yield self._load(BuildRecord, path)
+
+    # Logs.
+
+    def put_log(self, data: bytes) -> str:
+        """Store a log; returns its address, the sha256 of the uncompressed bytes."""
+        log_hash = hashlib.sha256(data).hexdigest()
+        path = self.layout.log_path(log_hash)
+        # Content-addressed: an existing file already holds these bytes (verify checks that).
+        if not path.exists():
+            write_atomic(path, compress_log(data))
+        return log_hash
+
+    def read_log(self, log_hash: str) -> bytes:
+        """The uncompressed log, verified against its address (StoreError if missing/corrupt)."""
+        return decode_log(self.layout.log_path(log_hash), log_hash)
+
+    def has_log(self, log_hash: str) -> bool:
+        return self.layout.log_path(log_hash).is_file()
+
+    # Internals.
+
+    def _write_result(self, record: ResultRecord) -> ResultRecord:
+        check_identity(record)
+        path = self.layout.result_path(record.id)
+        raw, stored = self._read_existing(ResultRecord, path)
+        merged = merge_result(stored, record)
+        self._write_if_changed(path, raw, encode_record(merged))
+        return merged
+
+    @staticmethod
+    def _write_if_changed(path: Path, raw: bytes | None, data: bytes) -> None:
+        if data != raw:
+            write_atomic(path, data)
+
+    @staticmethod
+    def _read_existing(model: type[RecordT], path: Path) -> tuple[bytes | None, RecordT | None]:
+        """The raw bytes and decoded record at `path`, or (None, None) if there is none."""
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            raise store_read_error(path, exc) from exc
+        try:
+            return raw, parse_record(model, path, raw)
+        except CorruptRecord as exc:
+            # A corrupt record is never overwritten: it may be the only copy of a verdict.
+            raise corrupt_record_error(exc) from exc
+
+    @staticmethod
+    def _load(model: type[RecordT], path: Path) -> RecordT:
+        try:
+            return load_record(model, path)
+        except CorruptRecord as exc:
+            raise corrupt_record_error(exc) from exc
+        except OSError as exc:
+            raise store_read_error(path, exc) from exc

@@ -1,0 +1,161 @@
+"""The SQLite index's schema, connection settings and error wrapping.
+
+The index is derived from the record files, so it is tuned for speed over durability
+(`synchronous=NORMAL` in WAL mode: a power cut may lose the last transactions, which `reindex`
+restores from the files). Per-unit and per-test aggregates are materialised so the planner reads
+one row per test file instead of grouping millions of subtest rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from reconciler.model.errors import StoreError
+from reconciler.model.results import BuildRecord, ResultRecord, Status
+
+ResultRow = tuple[str, str, str, str, str, str, float | None]
+"""(id, unit, build, test, subtest, status, duration): one row of the `results` table."""
+BuildRow = tuple[str, str, str | None]
+"""(id, status, source_tree): one row of the `builds` table."""
+
+SCHEMA_VERSION = 1
+REINDEX_HINT = "run `reconciler store reindex` to rebuild the index from the record files"
+
+# Tables only; secondary indexes are separate so a full rebuild can create them after the bulk
+# load (one sort instead of millions of random B-tree inserts).
+TABLES = """
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE results (
+    id TEXT PRIMARY KEY,
+    unit TEXT NOT NULL,
+    build TEXT NOT NULL,
+    test TEXT NOT NULL,
+    subtest TEXT NOT NULL,
+    status TEXT NOT NULL,
+    duration REAL
+) WITHOUT ROWID;
+CREATE TABLE units (
+    unit TEXT PRIMARY KEY,
+    build TEXT NOT NULL,
+    test TEXT NOT NULL,
+    verdicts INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    duration_sum REAL NOT NULL,
+    timed INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE tests (
+    test TEXT PRIMARY KEY,
+    duration_sum REAL NOT NULL,
+    timed INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE builds (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    source_tree TEXT
+) WITHOUT ROWID;
+"""
+
+# results_by_unit covers the partial-unit read and the per-unit aggregation (no table lookups).
+# Builds' results are reached through units_by_build, which saves a 6M-row index on results.
+INDEXES = """
+CREATE INDEX results_by_unit ON results (unit, subtest, status, duration);
+CREATE INDEX units_by_build ON units (build);
+CREATE INDEX units_by_test ON units (test);
+CREATE INDEX builds_by_tree ON builds (source_tree);
+"""
+
+# Error results never count towards durations: an ssh timeout says nothing about the test.
+# Bind `ERROR_PARAM` when running it.
+UNIT_AGGREGATE = """
+SELECT a.unit, a.build, a.test,
+       sum(r.status <> :error),
+       sum(r.status = :error),
+       total(CASE WHEN r.status <> :error THEN r.duration END),
+       count(CASE WHEN r.status <> :error THEN r.duration END)
+FROM temp.affected_units AS a JOIN results AS r ON r.unit = a.unit
+GROUP BY a.unit
+"""
+ERROR_PARAM = {"error": Status.ERROR.value}
+
+INSERT_RESULT = "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+# SQLite primary result codes that mean "these bytes are not a sound database".
+_CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with the index's pragmas; autocommit, transactions are explicit."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA busy_timeout = 5000")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        tune(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def tune(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA temp_store = MEMORY")
+    connection.execute("PRAGMA cache_size = -65536")  # 64 MiB
+    connection.execute("PRAGMA mmap_size = 268435456")  # 256 MiB
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _CORRUPTION_CODES
+
+
+@contextmanager
+def wrapped_errors(path: Path, *, doing: str) -> Iterator[None]:
+    """Turn sqlite3 errors into StoreError naming the index and the way out."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"index error while {doing}: {exc}", where=str(path), hint=REINDEX_HINT
+        ) from exc
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    # IMMEDIATE takes the write lock up front, so a concurrent reader never forces a retry
+    # half-way through a batch.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        # SQLite may already have rolled back (e.g. after SQLITE_FULL); don't mask the cause.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def bump_generation(connection: sqlite3.Connection) -> None:
+    connection.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+
+
+def result_row(record: ResultRecord) -> ResultRow:
+    return (
+        record.id,
+        record.unit,
+        record.build,
+        record.test,
+        record.subtest,
+        record.status.value,
+        record.duration,
+    )
+
+
+def build_row(record: BuildRecord) -> BuildRow:
+    source_tree = record.preimage.get("source_tree")
+    return (record.id, record.status.value, source_tree if isinstance(source_tree, str) else None)
