@@ -140,3 +140,6 @@ class StoreSnapshot:
     builds: Mapping[str, BuildStatus] = field(default_factory=dict)
     mean_subtest_seconds: Mapping[str, float] = field(default_factory=dict)
     """Historical mean duration of one subtest, per test file."""
+    generation: int | None = None
+    """The index generation this snapshot was read at: equal generations mean equal store
+    contents, which lets a planner memo reuse work. None: no reuse."""

@@ -50,7 +50,7 @@ class Attempt(BaseModel):
     duration: float | None = Field(default=None, ge=0)
     worker: str | None = None
     log: Hex64 | None = None
-    """sha256 of the brotli-compressed log blob under `logs/`."""
+    """sha256 of the log's uncompressed bytes; the blob is `logs/<2 hex>/<sha256>.br` (brotli)."""
     finished_at: datetime | None = None
     message: str | None = None
     """Skip reason, failure summary, or the infrastructure error."""

@@ -1,0 +1,89 @@
+"""One function per subcommand: decide nothing, call the app, print, return an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reconciler.adapters.git import GitResolver
+from reconciler.adapters.harness.enumeration_cache import SqliteEnumerationCache
+from reconciler.adapters.schema_files import schema_drift, write_schemas
+from reconciler.adapters.spec_loader import load_specs
+from reconciler.adapters.store.files import ResultStore
+from reconciler.app.plan_render import RENDERERS
+from reconciler.app.planning import Planner, Workspace
+from reconciler.model.errors import ExitCode, StoreError
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace.for_specs(args.specs, store=getattr(args, "store", None))
+
+
+def validate(args: argparse.Namespace) -> int:
+    specs = load_specs(args.specs)
+    counts = {
+        "repos": len(specs.repos),
+        "branches": len(specs.branches),
+        "test groups": len(specs.test_groups),
+        "profiles": len(specs.profiles),
+        "baselines": len(specs.baselines),
+        "harnesses": len(specs.harnesses),
+        "worker pools": len(specs.worker_pools),
+    }
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    print(f"{args.specs}: valid ({summary})")
+    return ExitCode.OK
+
+
+def plan(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    specs = load_specs(workspace.spec_dir)
+    planner = Planner(
+        git=GitResolver(workspace.git_cache, fetch=not args.no_fetch),
+        cache=SqliteEnumerationCache(workspace.enumeration_cache),
+    )
+    desired = planner.desired(specs)
+    with ResultStore(workspace.store_dir) as store:
+        the_plan = planner.plan(desired, store.index.snapshot(desired))
+    sys.stdout.write(RENDERERS[args.format](the_plan))
+    if args.detailed_exitcode and the_plan.has_work:
+        return ExitCode.PENDING
+    return ExitCode.OK
+
+
+def store_reindex(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    with ResultStore(workspace.store_dir) as store:
+        counts = store.index.reindex()
+    print(f"{workspace.store_dir}: reindexed {counts.results} results, {counts.builds} builds")
+    return ExitCode.OK
+
+
+def store_verify(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    with ResultStore(workspace.store_dir, quick_check=True) as store:
+        problems = store.index.verify()
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise StoreError(
+            f"{len(problems)} problems in {workspace.store_dir}",
+            hint="`reconciler store reindex` repairs the index; damaged files need restoring",
+        )
+    print(f"{workspace.store_dir}: ok")
+    return ExitCode.OK
+
+
+def schemas(args: argparse.Namespace) -> int:
+    if args.write:
+        for path in write_schemas(args.dir):
+            print(f"wrote {path}")
+        return ExitCode.OK
+    drift = schema_drift(args.dir)
+    for name in drift:
+        print(f"{args.dir / name}: differs from the models", file=sys.stderr)
+    if drift:
+        print("run `make schemas` to regenerate", file=sys.stderr)
+        return ExitCode.USER_ERROR
+    print(f"{args.dir}: up to date")
+    return ExitCode.OK

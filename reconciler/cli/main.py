@@ -1,0 +1,127 @@
+"""The `reconciler` command: thin subcommands that parse arguments and call one app function.
+
+Exit codes (also in README): 0 ok; 1 user or spec error; 2 per command (work pending for
+`plan --detailed-exitcode`); 3 infrastructure error (git remote, store, disk); 70 internal error
+(a bug: please report it with the output of RECONCILER_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from reconciler import __version__
+from reconciler.model.errors import ExitCode, ReconcilerError
+
+INTERNAL_ERROR = 70
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _add_specs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--specs",
+        type=Path,
+        default=Path("specs"),
+        metavar="DIR",
+        help="spec directory (default: ./specs)",
+    )
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="result store (default: $RECONCILER_STORE, else .reconciler/store beside the specs)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reconciler.cli import commands
+
+    parser = argparse.ArgumentParser(
+        prog="reconciler",
+        description="Keep kernel branches tested: diff the specs' desired state against "
+        "the result store and run only what is missing.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check a spec directory; list every error")
+    _add_specs(validate)
+    validate.set_defaults(run=commands.validate)
+
+    plan = sub.add_parser("plan", help="show what the store lacks and what it would cost")
+    _add_specs(plan)
+    _add_store(plan)
+    plan.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there is nothing to do, 2 when work is pending, 1 on error",
+    )
+    plan.add_argument(
+        "--no-fetch", action="store_true", help="use cached mirrors of remote repos as they are"
+    )
+    plan.set_defaults(run=commands.plan)
+
+    store = sub.add_parser("store", help="maintain the result store")
+    store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    reindex = store_sub.add_parser("reindex", help="rebuild the SQLite index from the files")
+    _add_specs(reindex)
+    _add_store(reindex)
+    reindex.set_defaults(run=commands.store_reindex)
+    verify = store_sub.add_parser("verify", help="check files, identities, index and logs")
+    _add_specs(verify)
+    _add_store(verify)
+    verify.set_defaults(run=commands.store_verify)
+
+    schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of the specs")
+    schemas.add_argument("dir", type=Path, nargs="?", default=Path("schemas"))
+    mode = schemas.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="(re)generate the files")
+    mode.add_argument("--check", action="store_true", help="exit 1 when the files are stale")
+    schemas.set_defaults(run=commands.schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    run: Command = args.run
+    try:
+        return run(args)
+    except ReconcilerError as error:
+        print(f"error: {error}" if "\n" not in str(error) else str(error), file=sys.stderr)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: say so in one line, traceback on request
+        if os.environ.get("RECONCILER_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"internal error: {type(error).__name__}: {error} "
+            "(a bug in reconciler; rerun with RECONCILER_DEBUG=1 and report the traceback)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+__all__ = ["ExitCode", "build_parser", "entry_point", "main"]

@@ -1,0 +1,289 @@
+"""Desired state: every (commit, profile, harness) a spec set asks for, as builds and units.
+
+Pure: git answers arrive as a `Resolution`, harness answers as an `Enumeration`. Branches are
+provenance only; two branches (or a branch and a baseline) that reach the same tree ask for the
+same identities, and the planner counts that work once.
+
+Computing identities is the expensive part at farm scale (hundreds of commits × hundreds of test
+files), so a `SlotMemo` remembers the units of each (tree, profile, harness, groups) and a new
+commit costs only its own units.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.core.identity import (
+    Identity,
+    build_identity,
+    build_recipe,
+    canonical_json,
+    harness_definition_revision,
+    harness_inputs,
+    runtime_inputs,
+    sha256_hex,
+    unit_fields,
+)
+from reconciler.model.desired import (
+    DesiredBuild,
+    DesiredSlot,
+    DesiredState,
+    DesiredUnit,
+    EnumeratedTest,
+    Enumeration,
+    Origin,
+    OriginKind,
+    Resolution,
+    ResolvedCommit,
+)
+from reconciler.model.specs import Harness
+from reconciler.model.specset import SpecSet
+
+
+class DesiredStateError(ValueError):
+    """The resolution or enumeration handed in does not cover what the specs ask for."""
+
+
+def tests_tree(harness: Harness, *, source_tree: str, resolution: Resolution) -> str:
+    """The tree a harness reads its tests from: its own repo, or the source tree under test."""
+    if harness.url is None:
+        return source_tree
+    return resolution.harnesses[harness.name].revision
+
+
+def harness_revision(harness: Harness, *, resolution: Resolution) -> str:
+    if harness.url is None:
+        return harness_definition_revision(harness)
+    return resolution.harnesses[harness.name].revision
+
+
+@dataclass
+class SlotMemo:
+    """Units already computed, keyed by every input that decides them.
+
+    Bound to one SpecSet: a different spec set means different inputs, so the memo starts over.
+    """
+
+    specs: SpecSet | None = None
+    slots: dict[tuple[Any, ...], tuple[DesiredBuild, tuple[DesiredUnit, ...]]] = field(
+        default_factory=dict
+    )
+
+    def bind(self, specs: SpecSet) -> None:
+        if self.specs is not specs:
+            self.specs = specs
+            self.slots.clear()
+
+
+class _UnitTemplate:
+    """Unit identities of one (build, runtime, harness, timeout), spliced by test name.
+
+    Same trick as `ResultIdentities`: the canonical JSON differs only at the `test` key.
+    """
+
+    _MARKER = "\u0001test\u0001"
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        self.base = base
+        text = canonical_json({**base, "test": self._MARKER, "kind": "unit"})
+        self._prefix, _, self._suffix = text.partition(json.dumps(self._MARKER))
+
+    def unit_id(self, test: str) -> str:
+        return sha256_hex(self._prefix + json.dumps(test, ensure_ascii=True) + self._suffix)
+
+
+def _units_for(
+    *,
+    specs: SpecSet,
+    build: Identity,
+    profile_name: str,
+    harness: Harness,
+    revision: str,
+    groups: Sequence[str],
+    tree: str,
+    enumeration: Enumeration,
+) -> tuple[DesiredUnit, ...]:
+    profile = specs.profiles[profile_name]
+    units: dict[str, DesiredUnit] = {}
+    for group_name in groups:
+        group = specs.test_groups[group_name]
+        try:
+            tests: Iterable[EnumeratedTest] = enumeration[(group_name, tree)]
+        except KeyError:
+            raise DesiredStateError(
+                f"test group {group_name!r} was not enumerated for tree {tree}"
+            ) from None
+        base = unit_fields(
+            build=build.hex,
+            runtime=runtime_inputs(profile),
+            harness=harness_inputs(harness, revision=revision),
+            test="",
+            timeout=group.timeout,
+        )
+        del base["test"]
+        template = _UnitTemplate(base)
+        for test in tests:
+            unit_id = template.unit_id(test.test)
+            previous = units.get(unit_id)
+            if previous is not None:
+                # Two groups asking for the same test file under the same inputs: one unit,
+                # the union of their subtests, the higher priority.
+                merged = tuple(dict.fromkeys(previous.subtests + test.subtests))
+                units[unit_id] = DesiredUnit(
+                    unit=unit_id,
+                    test=test.test,
+                    group=previous.group,
+                    subtests=merged,
+                    priority=max(previous.priority, group.priority),
+                    preimage=previous.preimage,
+                )
+                continue
+            units[unit_id] = DesiredUnit(
+                unit=unit_id,
+                test=test.test,
+                group=group_name,
+                subtests=test.subtests,
+                priority=group.priority,
+                preimage={**base, "test": test.test},
+            )
+    return tuple(units.values())
+
+
+def _slots_for_commit(
+    *,
+    specs: SpecSet,
+    origin: Origin,
+    commit: ResolvedCommit,
+    position: int,
+    groups: Sequence[str],
+    profiles: Sequence[str],
+    priority: int,
+    resolution: Resolution,
+    enumeration: Enumeration,
+    memo: SlotMemo,
+) -> list[DesiredSlot]:
+    by_harness: dict[str, list[str]] = {}
+    for group_name in groups:
+        by_harness.setdefault(specs.test_groups[group_name].harness, []).append(group_name)
+    slots = []
+    for profile_name in profiles:
+        for harness_name, harness_groups in sorted(by_harness.items()):
+            harness = specs.harnesses[harness_name]
+            revision = harness_revision(harness, resolution=resolution)
+            tree = tests_tree(harness, source_tree=commit.tree, resolution=resolution)
+            key = (commit.tree, profile_name, harness_name, revision, tree, tuple(harness_groups))
+            cached = memo.slots.get(key)
+            if cached is None:
+                build = build_identity(
+                    source_tree=commit.tree,
+                    profile=specs.profiles[profile_name],
+                    recipe=build_recipe(harness),
+                )
+                units = _units_for(
+                    specs=specs,
+                    build=build,
+                    profile_name=profile_name,
+                    harness=harness,
+                    revision=revision,
+                    groups=harness_groups,
+                    tree=tree,
+                    enumeration=enumeration,
+                )
+                cached = (DesiredBuild(build.hex, build.preimage), units)
+                memo.slots[key] = cached
+            build_record, units = cached
+            slots.append(
+                DesiredSlot(
+                    origin=origin,
+                    commit=commit,
+                    position=position,
+                    profile=profile_name,
+                    harness=harness_name,
+                    build=build_record,
+                    units=units,
+                    priority=priority,
+                )
+            )
+    return slots
+
+
+def desired_state(
+    *,
+    specs: SpecSet,
+    resolution: Resolution,
+    enumeration: Enumeration,
+    memo: SlotMemo | None = None,
+) -> DesiredState:
+    """Every slot the specs ask for: each unsuspended branch's commits and each baseline."""
+    memo = memo if memo is not None else SlotMemo()
+    memo.bind(specs)
+    slots: list[DesiredSlot] = []
+    suspended: list[str] = []
+    for branch in sorted(specs.branches.values(), key=lambda b: b.name):
+        if branch.suspend:
+            suspended.append(branch.name)
+            continue
+        resolved = resolution.branches.get(branch.name)
+        if resolved is None:
+            raise DesiredStateError(f"branch {branch.name!r} was not resolved")
+        origin = Origin(OriginKind.BRANCH, branch.name)
+        for position, commit in enumerate(resolved.commits[: branch.max_commits]):
+            slots += _slots_for_commit(
+                specs=specs,
+                origin=origin,
+                commit=commit,
+                position=position,
+                groups=branch.test_groups,
+                profiles=branch.profiles,
+                priority=branch.priority,
+                resolution=resolution,
+                enumeration=enumeration,
+                memo=memo,
+            )
+    for baseline in sorted(specs.baselines.values(), key=lambda b: b.name):
+        resolved_baseline = resolution.baselines.get(baseline.name)
+        if resolved_baseline is None:
+            raise DesiredStateError(f"baseline {baseline.name!r} was not resolved")
+        slots += _slots_for_commit(
+            specs=specs,
+            origin=Origin(OriginKind.BASELINE, baseline.name),
+            commit=resolved_baseline.commit,
+            position=0,
+            groups=baseline.test_groups,
+            profiles=baseline.profiles,
+            priority=baseline.priority,
+            resolution=resolution,
+            enumeration=enumeration,
+            memo=memo,
+        )
+    return DesiredState(slots=tuple(slots), suspended=tuple(suspended))
+
+
+def enumeration_requests(
+    *, specs: SpecSet, resolution: Resolution
+) -> list[tuple[str, str, str | None]]:
+    """Which (test group, tree, repo) pairs need enumerating; repo is None for a harness repo.
+
+    The app answers these with harness adapters (I/O) and hands the answers back as an
+    `Enumeration`.
+    """
+    requests: dict[tuple[str, str], str | None] = {}
+
+    def ask(groups: Sequence[str], commit: ResolvedCommit, repo: str) -> None:
+        for group_name in groups:
+            harness = specs.harnesses[specs.test_groups[group_name].harness]
+            tree = tests_tree(harness, source_tree=commit.tree, resolution=resolution)
+            requests.setdefault((group_name, tree), repo if harness.url is None else None)
+
+    for branch in specs.branches.values():
+        if branch.suspend or branch.name not in resolution.branches:
+            continue
+        for commit in resolution.branches[branch.name].commits[: branch.max_commits]:
+            ask(branch.test_groups, commit, branch.repo)
+    for baseline in specs.baselines.values():
+        if baseline.name in resolution.baselines:
+            ask(baseline.test_groups, resolution.baselines[baseline.name].commit, baseline.repo)
+    return [(group, tree, repo) for (group, tree), repo in sorted(requests.items())]
