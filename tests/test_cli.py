@@ -230,3 +230,46 @@ def test_console_script_runs_as_a_process(quickstart: Path) -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.endswith("1 harnesses)\n")
+
+
+def test_validate_lists_three_mistakes_in_two_files_and_exits_1(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "base.yaml").write_text(
+        "kind: Repo\nname: linux\nurl: https://git.kernel.org/linux.git\n---\n"
+        "kind: Harness\nname: h\ntype: command\nrun: sh {test}\n---\n"
+        "kind: TestGroup\nname: core\nharness: h\ntests: ['t/*']\n---\n"
+        "kind: Profile\nname: default\n"
+    )
+    (specs / "a.yaml").write_text(
+        "kind: Branch\nname: main\nrepo: linux\nref: master\nmax_comits: 5\n"
+        "test_groups: [core]\nprofiles: [default]\n"
+    )
+    (specs / "b.yaml").write_text(
+        "kind: Branch\nname: next\nrepo: linux\nref: next\nmax_commits: lots\n"
+        "test_groups: [core]\nprofiles: [default, kasn]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "--specs", "specs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    lines = done.stderr.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        "specs/a.yaml:5:1",
+        "specs/b.yaml:5:14",
+        "specs/b.yaml:7:21",
+    ]
+    assert "unknown key 'max_comits'" in lines[0] and "did you mean 'max_commits'" in lines[0]
+    assert "invalid value for 'max_commits'" in lines[1]
+    assert lines[2].endswith("refers to unknown Profile 'kasn' (hint: known Profile names: default)")
+    assert not list(tmp_path.glob(".reconciler")), "validate creates nothing"
+
+
+def test_detailed_exitcode_turns_every_error_into_1(run: Run, quickstart: Path) -> None:
+    _edit_spec(quickstart, "url: ../examples/quickstart/repo", "url: file:///nonexistent/repo.git")
+    assert run("plan", "--specs", str(quickstart / "specs"))[0] == 3
+    assert run("plan", "--specs", str(quickstart / "specs"), "--detailed-exitcode")[0] == 1

@@ -1,7 +1,8 @@
 """The `reconciler` command: thin subcommands that parse arguments and call one app function.
 
 Exit codes (also in README): 0 ok; 1 user or spec error; 2 per command (work pending for
-`plan --detailed-exitcode`); 3 infrastructure error (git remote, store, disk); 70 internal error
+`plan --detailed-exitcode`, under which every error is 1); 3 infrastructure error (git remote,
+store, disk); 70 internal error
 (a bug: please report it with the output of RECONCILER_DEBUG=1).
 """
 
@@ -105,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except ReconcilerError as error:
         print(f"error: {error}" if "\n" not in str(error) else str(error), file=sys.stderr)
+        if getattr(args, "detailed_exitcode", False):
+            # As terraform's: 0 nothing to do, 2 work pending, 1 any error.
+            return int(ExitCode.USER_ERROR)
         return int(error.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
