@@ -265,7 +265,9 @@ def test_validate_lists_three_mistakes_in_two_files_and_exits_1(tmp_path: Path) 
     ]
     assert "unknown key 'max_comits'" in lines[0] and "did you mean 'max_commits'" in lines[0]
     assert "invalid value for 'max_commits'" in lines[1]
-    assert lines[2].endswith("refers to unknown Profile 'kasn' (hint: known Profile names: default)")
+    assert lines[2].endswith(
+        "refers to unknown Profile 'kasn' (hint: known Profile names: default)"
+    )
     assert not list(tmp_path.glob(".reconciler")), "validate creates nothing"
 
 

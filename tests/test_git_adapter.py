@@ -219,6 +219,30 @@ def test_unreachable_file_url_leaves_no_partial_mirror(tmp_path: Path) -> None:
     assert list(cache.iterdir()) == []
 
 
+def test_an_unreachable_remote_is_tried_once_per_resolver(
+    git_history: GitHistory, tmp_path: Path
+) -> None:
+    url = f"file://{tmp_path}/late.git"
+    repo = Repo(kind="Repo", name="late", url=url)
+    resolver = GitResolver(tmp_path / "cache")
+    with pytest.raises(GitUnreachableError):
+        resolver.resolve_commit(repo=repo, ref="main", asked_by="specs/a.yaml:1:1: Branch 'x'")
+    # The remote appears; this pass already knows it failed and does not try again, but each
+    # spec asking still gets the error at its own location.
+    git(tmp_path, "clone", "-q", "--bare", str(git_history.work), str(tmp_path / "late.git"))
+    with pytest.raises(GitUnreachableError) as again:
+        resolver.branch_commits(
+            repo=repo, ref="main", max_commits=1, asked_by="specs/a.yaml:9:1: Baseline 'y'"
+        )
+    assert str(again.value).startswith(f"specs/a.yaml:9:1: Baseline 'y': cannot fetch {url}: ")
+    # The next pass (a new resolver) tries again and succeeds.
+    fresh = GitResolver(tmp_path / "cache")
+    assert (
+        fresh.resolve_commit(repo=repo, ref="main", asked_by="x").commit
+        == (git_history.commits["c6"])
+    )
+
+
 def test_credentials_in_a_url_are_never_shown(tmp_path: Path) -> None:
     url = "https://builder:s3cret-token@127.0.0.1:1/linux.git"
     resolver = GitResolver(tmp_path / "cache", timeout=30)

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.core.desired import SlotMemo
-from reconciler.core.planner import Estimates, PlanMemo, plan
+from reconciler.core.planner import PlanMemo, plan
 from reconciler.model.desired import OriginKind, StoreSnapshot, UnitSummary
-from reconciler.model.plan import Reason, Totals
+from reconciler.model.plan import Estimates, Reason, Totals
 from reconciler.model.results import BuildStatus, Status
 
 from .planning_fixtures import (

@@ -173,16 +173,27 @@ class RepositoryLocator:
         self._lock = threading.Lock()
         self._git_dirs: dict[tuple[str, str], Path] = {}
         """(url, repo name) -> git dir, once located (and, for a mirror, fetched) by us."""
+        self._failures: dict[tuple[str, str], GitUnreachableError] = {}
+        """(url, repo name) -> why it could not be reached. Several specs (a branch, its
+        baseline) ask for the same repo in one pass; each gets the error at its own location,
+        and only the first pays for the attempt (a network timeout can take minutes)."""
 
     def git_dir(self, *, repo: Repo, asked_by: str) -> Path:
         key = (repo.url, repo.name)
         with self._lock:
+            failure = self._failures.get(key)
+            if failure is not None:
+                raise GitUnreachableError(failure.message, where=asked_by, hint=failure.hint)
             if key not in self._git_dirs:
                 refuse_option_like(repo.url, what="repository URL", where=asked_by)
-                if is_remote_url(repo.url):
-                    self._git_dirs[key] = self._mirror(repo=repo, asked_by=asked_by)
-                else:
-                    self._git_dirs[key] = self._local(url=repo.url, asked_by=asked_by)
+                try:
+                    if is_remote_url(repo.url):
+                        self._git_dirs[key] = self._mirror(repo=repo, asked_by=asked_by)
+                    else:
+                        self._git_dirs[key] = self._local(url=repo.url, asked_by=asked_by)
+                except GitUnreachableError as error:
+                    self._failures[key] = error
+                    raise
             return self._git_dirs[key]
 
     def mirror_path(self, *, repo: Repo) -> Path:

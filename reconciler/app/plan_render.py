@@ -70,7 +70,12 @@ def _describe(item: PlannedUnit) -> str:
 def render_text(plan: Plan) -> str:
     rows = [_COLUMNS, *_origin_rows(plan)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    lines = [summary_line(plan), ""]
+    lines = [
+        summary_line(plan),
+        f"(Hours from stored durations; where none: {plan.estimates.subtest_seconds:g} s per "
+        f"subtest, {plan.estimates.build_seconds:g} s per build.)",
+        "",
+    ]
     for row in rows:
         cells = [row[0].ljust(widths[0])] + [
             c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)

@@ -16,7 +16,7 @@ from reconciler.adapters.git import GitSource
 from reconciler.adapters.harness.enumeration_cache import EnumerationCache
 from reconciler.adapters.harness.registry import adapter_for
 from reconciler.core.desired import SlotMemo, desired_state, enumeration_requests
-from reconciler.core.planner import Estimates, PlanMemo, plan
+from reconciler.core.planner import PlanMemo, plan
 from reconciler.model.desired import (
     DesiredState,
     EnumeratedTest,
@@ -28,7 +28,7 @@ from reconciler.model.desired import (
     UnitSummary,
 )
 from reconciler.model.errors import InfrastructureError, ReconcilerError, UserError
-from reconciler.model.plan import Plan
+from reconciler.model.plan import Estimates, Plan
 from reconciler.model.results import BuildStatus, Status
 from reconciler.model.specs import Harness, Repo
 from reconciler.model.specset import SpecSet

@@ -32,6 +32,7 @@ from reconciler.model.desired import (
 from reconciler.model.plan import (
     REUSE_REASONS,
     RUN_REASONS,
+    Estimates,
     OriginSummary,
     Plan,
     PlannedBuild,
@@ -40,14 +41,6 @@ from reconciler.model.plan import (
     Totals,
 )
 from reconciler.model.results import BuildStatus, Status
-
-
-@dataclass(frozen=True)
-class Estimates:
-    """Durations assumed where the store has no history."""
-
-    subtest_seconds: float = 30.0
-    build_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -269,6 +262,7 @@ def plan(
         builds=tuple(planned_builds),
         origins=_origin_summaries(slots, parts, estimates=estimates),
         suspended=desired.suspended,
+        estimates=estimates,
     )
 
 

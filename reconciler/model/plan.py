@@ -91,6 +91,14 @@ class OriginSummary:
 
 
 @dataclass(frozen=True)
+class Estimates:
+    """Durations assumed where the store has no history."""
+
+    subtest_seconds: float = 30.0
+    build_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
 class Plan:
     totals: Totals
     items: tuple[PlannedUnit, ...]
@@ -98,6 +106,8 @@ class Plan:
     builds: tuple[PlannedBuild, ...]
     origins: tuple[OriginSummary, ...]
     suspended: tuple[str, ...] = ()
+    estimates: Estimates = Estimates()
+    """What the estimate assumed where the store had no durations."""
 
     @property
     def has_work(self) -> bool:
