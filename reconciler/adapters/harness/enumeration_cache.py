@@ -20,9 +20,9 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 
+from reconciler.adapters.closing import Closing
 from reconciler.core.identity import canonical_json, sha256_hex
 
 _log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class MemoryEnumerationCache:
         self._entries[key] = tuple(subtests)
 
 
-class SqliteEnumerationCache:
+class SqliteEnumerationCache(Closing):
     """An enumeration cache in one SQLite file, created on the first write."""
 
     def __init__(self, path: Path) -> None:
@@ -86,17 +86,6 @@ class SqliteEnumerationCache:
         self._disabled = False
         # Enumeration may run in worker threads (asyncio.to_thread); one connection, one lock.
         self._lock = threading.Lock()
-
-    def __enter__(self) -> SqliteEnumerationCache:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         with self._lock:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 from pydantic import BaseModel
 
+from reconciler.adapters.closing import Closing
 from reconciler.adapters.store.atomic import write_atomic
 from reconciler.adapters.store.index import StoreIndex
 from reconciler.adapters.store.layout import (
@@ -44,7 +44,7 @@ RecordT = TypeVar("RecordT", bound=BaseModel)
 INDEX_BATCH = 5_000
 
 
-class ResultStore:
+class ResultStore(Closing):
     """Results, builds and logs under one root directory (layout in `layout`)."""
 
     def __init__(self, root: Path, *, quick_check: bool = False) -> None:
@@ -66,17 +66,6 @@ class ResultStore:
         if self._index is not None:
             self._index.close()
             self._index = None
-
-    def __enter__(self) -> ResultStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # Results and builds.
 

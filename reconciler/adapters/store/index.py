@@ -15,8 +15,8 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 
+from reconciler.adapters.closing import Closing
 from reconciler.adapters.store.layout import StoreLayout
 from reconciler.adapters.store.rebuild import (
     ReindexCounts,
@@ -64,7 +64,7 @@ ON CONFLICT (test) DO UPDATE SET
 """
 
 
-class StoreIndex:
+class StoreIndex(Closing):
     """An open index. Use `StoreIndex.open`; close it (or use it as a context manager)."""
 
     def __init__(
@@ -106,17 +106,6 @@ class StoreIndex:
 
     def close(self) -> None:
         self._connection.close()
-
-    def __enter__(self) -> StoreIndex:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def generation(self) -> int:
