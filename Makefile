@@ -24,9 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
-	@examples/quickstart/make-repo.sh
-	$(BIN)/reconciler validate --specs $(SPECS)
-	$(BIN)/reconciler plan --specs $(SPECS)
+	@RECONCILER=$(CURDIR)/$(BIN)/reconciler examples/quickstart/demo.sh
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest

@@ -139,24 +139,25 @@ def test_markdown_plan_starts_with_a_summary_and_collapses_details(
     assert "<details><summary>28 test files to run (28 missing)</summary>" in lines
 
 
-def _edit_spec(farm: Path, old: str, new: str) -> None:
-    path = farm / "specs/quickstart.yaml"
+def _edit_spec(farm: Path, old: str, new: str, *, file: str = "quickstart.yaml") -> None:
+    path = farm / "specs" / file
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
 
 
-def _line_of(farm: Path, needle: str) -> int:
-    lines = (farm / "specs/quickstart.yaml").read_text().splitlines()
+def _line_of(farm: Path, needle: str, *, file: str) -> int:
+    lines = (farm / "specs" / file).read_text().splitlines()
     return next(n for n, line in enumerate(lines, 1) if needle in line)
 
 
 def test_a_ref_that_does_not_exist_names_the_spec_and_exits_1(run: Run, quickstart: Path) -> None:
-    _edit_spec(quickstart, "ref: main", "ref: no-such-branch")
+    _edit_spec(quickstart, "ref: main", "ref: no-such-branch", file="branches.yaml")
     code, out, err = run("plan", "--specs", str(quickstart / "specs"))
     assert (code, out) == (1, "")
     assert err.count("\n") == 1, err
-    where = f"{quickstart / 'specs/quickstart.yaml'}:{_line_of(quickstart, 'kind: Branch')}:1"
+    line = _line_of(quickstart, "kind: Branch", file="branches.yaml")
+    where = f"{quickstart / 'specs/branches.yaml'}:{line}:1"
     assert err.startswith(f"error: {where}: Branch 'main'")
     assert "no-such-branch" in err
     assert "Traceback" not in err

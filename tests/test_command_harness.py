@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.harness import command as command_module
-from reconciler.adapters.harness.base import SubtestOutcome, glob_matches
+from reconciler.adapters.harness import listing as listing_module
+from reconciler.adapters.harness.base import BatchContext, SubtestOutcome, glob_matches
 from reconciler.adapters.harness.command import CommandHarness
 from reconciler.adapters.harness.enumeration_cache import (
     MemoryEnumerationCache,
     SqliteEnumerationCache,
 )
-from reconciler.adapters.harness.registry import adapter_for
+from reconciler.adapters.harness.fstests import FstestsHarness
+from reconciler.adapters.harness.kselftest import KselftestHarness
+from reconciler.adapters.harness.ktest import KtestHarness
+from reconciler.adapters.harness.registry import ADAPTERS, adapter_for
 from reconciler.model.desired import EnumeratedTest
 from reconciler.model.errors import HarnessError
 from reconciler.model.results import Status
@@ -312,22 +315,45 @@ def test_reading_an_absent_cache_creates_nothing(tmp_path: Path) -> None:
     assert not cache_path.parent.exists()
 
 
+def batch_context(**fields: object) -> BatchContext:
+    values: dict[str, object] = {
+        "test": "tests/alpha.sh",
+        "subtests": ("one",),
+        "runtime": {},
+        "source_dir": "/src",
+        "tests_dir": "/src",
+        "output_dir": "/out",
+        "timeout": 60,
+        **fields,
+    }
+    return BatchContext(**values)  # type: ignore[arg-type]
+
+
 def test_batch_command_passes_each_value_as_one_argument(tmp_path: Path) -> None:
-    checkout = tmp_path / "checkout"
+    checkout = tmp_path / "check out's dir"
     script = checkout / "dir with space" / "print argv.sh"
     script.parent.mkdir(parents=True)
     script.write_text('for arg in "$@"; do printf \'<%s>\\n\' "$arg"; done\n')
     sentinel = checkout / "sentinel"
     sentinel.write_text("still here\n")
+    output_dir = tmp_path / "out $(rm sentinel)"
     subtests = ["a b; rm -rf /tmp/x", "$(rm sentinel)", "it's", "{test}", "*"]
     adapter = CommandHarness(
-        make_harness(tmp_path / "unused", run="sh {test} --batch {subtests}"),
+        make_harness(tmp_path / "unused", run="sh {test} --batch {subtests} --out {output_dir}"),
         cache=MemoryEnumerationCache(),
     )
 
-    command = adapter.batch_command(test="dir with space/print argv.sh", subtests=subtests)
+    command = adapter.batch_command(
+        batch_context(
+            test="dir with space/print argv.sh",
+            subtests=subtests,
+            tests_dir=str(checkout),
+            output_dir=str(output_dir),
+        )
+    )
+    # Started anywhere: the command moves into the harness checkout itself.
     completed = subprocess.run(
-        ["sh", "-c", command], cwd=checkout, capture_output=True, text=True, check=True
+        ["sh", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=True
     )
 
     assert completed.stdout.splitlines() == [
@@ -337,6 +363,8 @@ def test_batch_command_passes_each_value_as_one_argument(tmp_path: Path) -> None
         "<it's>",
         "<{test}>",
         "<*>",
+        "<--out>",
+        f"<{output_dir}>",
     ]
     assert sentinel.read_text() == "still here\n"
 
@@ -347,13 +375,43 @@ def test_build_command_and_output_formats(tmp_path: Path) -> None:
     junit = CommandHarness(make_harness(tmp_path, output="junit"), cache=cache)
     assert tap.build_command() == "make -j8"
     assert junit.build_command() is None
-    assert tap.parse_output(output="1..1\nok 1 - a\n", expected=["a", "b"]) == [
+    assert tap.parse_results(output="1..1\nok 1 - a\n", files={}, expected=["a", "b"]) == [
         SubtestOutcome("a", Status.PASS, None, None),
         SubtestOutcome("b", Status.ERROR, None, "not reported"),
     ]
-    assert junit.parse_output(
-        output="<testsuite><testcase name='a' time='2'/></testsuite>", expected=["a"]
+    assert junit.parse_results(
+        output="<testsuite><testcase name='a' time='2'/></testsuite>", files={}, expected=["a"]
     ) == [SubtestOutcome("a", Status.PASS, 2.0, None)]
+
+
+def test_result_files_and_the_junit_file_wins_over_stdout(tmp_path: Path) -> None:
+    cache = MemoryEnumerationCache()
+    tap = CommandHarness(make_harness(tmp_path), cache=cache)
+    junit = CommandHarness(make_harness(tmp_path, output="junit"), cache=cache)
+    context = batch_context(output_dir="/work/out dir")
+    assert tap.result_files(context) == ()
+    assert junit.result_files(context) == ("/work/out dir/junit.xml",)
+
+    report = b"<testsuite><testcase name='a'><failure message='boom'/></testcase></testsuite>"
+    assert junit.parse_results(
+        output="progress: 50%\nprogress: 100%\n",
+        files={"/work/out dir/junit.xml": report},
+        expected=["a"],
+    ) == [SubtestOutcome("a", Status.FAIL, None, "boom")]
+
+
+def test_reported_streams_tap_test_points_and_never_guesses(tmp_path: Path) -> None:
+    cache = MemoryEnumerationCache()
+    tap = CommandHarness(make_harness(tmp_path), cache=cache)
+    junit = CommandHarness(make_harness(tmp_path, output="junit"), cache=cache)
+    so_far = "TAP version 13\n1..3\nok 1 - a\n# running b\nnot ok 2 - b # TIMEOUT 45 seconds"
+    # Two of three reported, and the plan promises a third: it is not invented as an error.
+    assert tap.reported(output=so_far) == [
+        SubtestOutcome("a", Status.PASS, None, None),
+        SubtestOutcome("b", Status.TIMEOUT, None, "TIMEOUT 45 seconds"),
+    ]
+    assert tap.reported(output="") == []
+    assert junit.reported(output="<testsuite><testcase name='a'/>") == []
 
 
 def test_a_failing_list_command_is_a_harness_error(harness_repo: Path) -> None:
@@ -433,7 +491,7 @@ def test_bad_subtest_lists_are_harness_errors(
 def test_a_hanging_list_command_times_out_with_its_children(
     harness_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(command_module, "LIST_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(listing_module, "LIST_TIMEOUT_SECONDS", 0.5)
     tree = commit_all(harness_repo, "tests")
     harness = make_harness(harness_repo, list="sleep 60 & sleep 60; wait")
     with pytest.raises(HarnessError, match=r"did not finish within 0\.5 s"):
@@ -479,11 +537,34 @@ def test_glob_matching(pattern: str, path: str, matches: bool) -> None:
 
 def test_registry_catalogue() -> None:
     cache = MemoryEnumerationCache()
+    assert set(ADAPTERS) == set(HarnessType)
     command_harness = Harness.model_validate(
         {"kind": "Harness", "name": "scripts", "type": "command", "run": "sh {test}"}
     )
     assert isinstance(adapter_for(command_harness, cache=cache), CommandHarness)
+    expected = {
+        HarnessType.KTEST: KtestHarness,
+        HarnessType.FSTESTS: FstestsHarness,
+        HarnessType.KSELFTEST: KselftestHarness,
+    }
+    for kind, adapter_class in expected.items():
+        harness = Harness.model_validate(
+            {
+                "kind": "Harness",
+                "name": kind.value,
+                "type": kind,
+                "url": f"https://example.org/{kind.value}.git",
+                "ref": "master",
+                "output": OutputFormat.TAP,
+            }
+        )
+        assert type(adapter_for(harness, cache=cache)) is adapter_class
 
+
+def test_a_type_missing_from_the_catalogue_is_a_harness_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(ADAPTERS, HarnessType.KTEST)
     ktest = Harness.model_validate(
         {
             "kind": "Harness",
@@ -491,11 +572,11 @@ def test_registry_catalogue() -> None:
             "type": HarnessType.KTEST,
             "url": "https://evilpiepirate.org/git/ktest.git",
             "ref": "master",
-            "output": OutputFormat.TAP,
         }
     )
     with pytest.raises(HarnessError) as raised:
-        adapter_for(ktest, cache=cache)
+        adapter_for(ktest, cache=MemoryEnumerationCache())
     assert raised.value.message == "harness type 'ktest' is not available yet"
     assert raised.value.where == "harness 'ktest'"
-    assert raised.value.hint is not None and "available types: command" in raised.value.hint
+    assert raised.value.hint is not None
+    assert "available types: command, fstests, kselftest" in raised.value.hint

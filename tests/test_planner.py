@@ -220,3 +220,24 @@ def test_plan_memo_gives_the_same_plan_as_planning_afresh() -> None:
     # A new generation invalidates what the memo holds.
     emptied = StoreSnapshot(generation=8)
     assert plan(moved, emptied, memo=plan_memo) == plan(moved, emptied)
+
+
+def test_tests_that_match_a_runtime_input_apply_only_to_profiles_with_it() -> None:
+    from reconciler.model.desired import EnumeratedTest
+    from reconciler.model.specs import Runtime
+
+    specs = spec_set(branches=[branch("main", profiles=("xfs", "ext4"))], profiles=("xfs", "ext4"))
+    for name in ("xfs", "ext4"):
+        specs.profiles[name] = specs.profiles[name].model_copy(
+            update={"runtime": Runtime(fstype=name)}
+        )
+    tests = (
+        EnumeratedTest("generic/001", ("generic/001",)),
+        EnumeratedTest("xfs/001", ("xfs/001",), runtime_match=(("fstype", "xfs"),)),
+    )
+    desired = build_desired(specs, branch_commits={"main": [commit(1)]}, tests=tests)
+    assert {(s.profile, u.test) for s in desired.slots for u in s.units} == {
+        ("xfs", "generic/001"),
+        ("xfs", "xfs/001"),
+        ("ext4", "generic/001"),
+    }

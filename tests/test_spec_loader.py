@@ -707,3 +707,24 @@ def test_hundreds_of_files_load(spec_root: Path) -> None:
     assert spec_set.locations[("Branch", "b299")] == SourceLocation(
         "specs/branches/b299.yaml", 1, 1
     )
+
+
+def test_expunge_files_are_relative_to_their_spec_file(spec_root: Path) -> None:
+    write(spec_root, "base.yaml", BASE)
+    write(
+        spec_root,
+        "fstests/xfs.yaml",
+        """\
+        kind: TestGroup
+        name: xfs-auto
+        harness: ktest
+        tests: ["tests/*"]
+        select: [auto]
+        expunges: [expunges/xfs.txt, /etc/expunges/all.txt]
+        """,
+    )
+    group = load_specs(spec_root / SPECS).test_groups["xfs-auto"]
+    assert group.expunges == [
+        str(spec_root / SPECS / "fstests/expunges/xfs.txt"),
+        "/etc/expunges/all.txt",
+    ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC
@@ -16,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.adapters.store import ResultStore
+from reconciler.adapters.store import ResultStore, StoredResult
 from reconciler.core.identity import identity_of
 from reconciler.model.errors import StoreError, UserError
 from reconciler.model.results import Attempt, BuildRecord, BuildStatus, ResultRecord, Status
@@ -255,6 +258,101 @@ def test_corrupt_record_file_is_a_store_error_and_is_not_overwritten(
     assert path.read_text() == "{ not json"
     with pytest.raises(StoreError, match="corrupt record"):
         list(store.iter_results())
+
+
+# A put killed by SIGKILL after its record files are written and before the index sees them.
+KILLED_PUT = """
+import os, signal, sys
+from pathlib import Path
+from reconciler.adapters.store import ResultStore, StoreIndex
+from reconciler.model.results import ResultRecord
+
+def killed(self, records):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+StoreIndex.add_results = killed
+records = [ResultRecord.model_validate_json(line) for line in sys.stdin]
+ResultStore(Path(sys.argv[1])).put_results(records)
+"""
+
+
+def test_repair_results_indexes_what_a_killed_put_left_in_files(
+    store: ResultStore, store_root: Path
+) -> None:
+    done = store_result("done", Status.PASS)
+    stale = store_result("stale", Status.ERROR, duration=None)
+    store.put_results([done, stale])
+    new = store_result("new", Status.FAIL, duration=2.0)
+    verdict = store_result("stale", Status.PASS, duration=4.0)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_PUT, str(store_root)],
+        input="".join(f"{r.model_dump_json()}\n" for r in (new, verdict)),
+        text=True,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL
+    merged = store.get_result(stale.id)
+    assert merged is not None and merged.status is Status.PASS  # the file has the verdict
+    assert sorted(store.index.verify()) == sorted(
+        [
+            f"results/{new.id[:2]}/{new.id}.json: not in the index",
+            f"results/{stale.id[:2]}/{stale.id}.json: index row "
+            f"({stale.id!r}, {UNIT!r}, {BUILD!r}, 'fs/basic.ktest', 'stale', 'error', None) "
+            f"differs from the file "
+            f"({stale.id!r}, {UNIT!r}, {BUILD!r}, 'fs/basic.ktest', 'stale', 'pass', 4.0)",
+        ]
+    )
+    unknown = store_result("never-run", Status.PASS)
+
+    assert store.repair_results([done.id, new.id, stale.id, unknown.id, new.id]) == 2
+
+    assert store.index.verify() == []
+    assert store.repair_results([done.id, new.id, stale.id, unknown.id]) == 0
+    assert [(r.subtest, r.status, r.duration) for r in store.results_for_unit(UNIT)] == [
+        ("done", Status.PASS, 1.5),
+        ("new", Status.FAIL, 2.0),
+        ("stale", Status.PASS, 4.0),
+    ]
+
+
+def test_repair_results_drops_rows_whose_file_is_gone(store: ResultStore, store_root: Path) -> None:
+    kept, gone = store_result("kept", Status.PASS), store_result("gone", Status.PASS)
+    store.put_results([kept, gone])
+    store.layout.result_path(gone.id).unlink()
+    assert store.repair_results([kept.id, gone.id]) == 1
+    assert [r.subtest for r in store.results_for_unit(UNIT)] == ["kept"]
+    assert store.index.verify() == []
+
+
+def test_repair_results_refuses_a_misplaced_record(store: ResultStore) -> None:
+    record, other = store_result("a", Status.PASS), store_result("b", Status.PASS)
+    store.put_result(record)
+    target = store.layout.result_path(other.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(store.layout.result_path(record.id).read_bytes())
+    with pytest.raises(StoreError, match=f"holds record {record.id}"):
+        store.repair_results([other.id])
+    with pytest.raises(UserError, match="not a result identity"):
+        store.repair_results(["../../etc/passwd"])
+
+
+def test_results_for_build_and_unit(store: ResultStore) -> None:
+    other_unit = identity_of({"kind": "unit", "build": BUILD, "test": "fs/other.ktest"}).hex
+    b = store_result("b", Status.FAIL, duration=None)
+    a = store_result("a", Status.PASS)
+    x = store_result("x", Status.ERROR, unit=other_unit, test="fs/other.ktest")
+    store.put_results([b, x, a])
+    rows_a = StoredResult(a.id, UNIT, "fs/basic.ktest", "a", Status.PASS, 1.5)
+    rows_b = StoredResult(b.id, UNIT, "fs/basic.ktest", "b", Status.FAIL, None)
+    rows_x = StoredResult(x.id, other_unit, "fs/other.ktest", "x", Status.ERROR, 1.5)
+    assert store.results_for_unit(UNIT) == [rows_a, rows_b]
+    assert store.results_for_unit(other_unit) == [rows_x]
+    assert store.results_for_build(BUILD) == sorted(
+        [rows_a, rows_b, rows_x], key=lambda r: (r.unit, r.subtest)
+    )
+    assert store.results_for_build(store_build(BuildStatus.PASS, tree="b" * 40).id) == []
+    with pytest.raises(UserError, match="not a build identity"):
+        store.results_for_build("main")
 
 
 def test_iter_results_yields_every_record_in_id_order(store: ResultStore) -> None:

@@ -325,6 +325,7 @@ def test_bulk_insert_at_modest_scale(tmp_path: Path) -> None:
     expected_units: dict[str, UnitSummary] = {}
     expected_subtests: dict[str, dict[str, Status]] = {}
     seconds: dict[str, list[float]] = {}
+    subtest_seconds: dict[tuple[str, str], list[float]] = {}
     for build in builds:
         for test in tests:
             unit = unit_id(build, test)
@@ -338,6 +339,7 @@ def test_bulk_insert_at_modest_scale(tmp_path: Path) -> None:
                 statuses[subtest] = status
                 if status is not Status.ERROR:
                     seconds.setdefault(test, []).append(duration)
+                    subtest_seconds.setdefault((test, subtest), []).append(duration)
                 result = identity_of({"unit": unit, "subtest": subtest}).hex
                 rows.append((result, unit, build, test, subtest, status.value, duration))
             verdicts = sum(s is not Status.ERROR for s in statuses.values())
@@ -350,9 +352,119 @@ def test_bulk_insert_at_modest_scale(tmp_path: Path) -> None:
     with StoreIndex.open(StoreLayout(tmp_path / "store")) as index:
         assert index.bulk_insert_results(iter(rows)) == len(rows)
         snapshot = index.snapshot(desired)
+        pairs = [(test, subtest) for test in tests for subtest in subtests]
+        durations = index.subtest_durations(pairs)
     assert snapshot.units == expected_units
     assert snapshot.subtests == expected_subtests
     assert snapshot.mean_subtest_seconds == {
         test: sum(values) / len(values) for test, values in seconds.items()
     }
     assert snapshot.builds == {}
+    assert durations == pytest.approx(
+        {pair: sum(values) / len(values) for pair, values in subtest_seconds.items()}
+    )
+
+
+def test_subtest_durations_average_verdicts_across_builds(store_populated: ResultStore) -> None:
+    other = store_hex("other build")
+    store_populated.put_result(
+        store_result(
+            build=other, test="complete.ktest", subtest="a", status=Status.PASS, duration=3
+        )
+    )
+    # A timeout is a verdict, and the time it took is what a batch will spend on it again.
+    store_populated.put_result(
+        store_result(
+            build=other, test="complete.ktest", subtest="b", status=Status.TIMEOUT, duration=30
+        )
+    )
+    pairs = [
+        ("complete.ktest", "a"),
+        ("complete.ktest", "b"),
+        ("complete.ktest", "c"),
+        ("partial.ktest", "a"),
+        ("partial.ktest", "b"),  # only an error result: no history
+        ("errors.ktest", "a"),  # error, no duration
+        ("absent.ktest", "a"),
+        ("complete.ktest", "a"),  # repeated pairs are fine
+    ]
+    expected = {
+        ("complete.ktest", "a"): 2.0,
+        ("complete.ktest", "b"): 16.0,
+        ("complete.ktest", "c"): 3.0,
+        ("partial.ktest", "a"): 6.0,
+    }
+    index = store_populated.index
+    assert index.subtest_durations(pairs) == expected
+    assert index.subtest_durations([]) == {}
+    assert index.verify() == []
+    index.reindex()
+    assert index.subtest_durations(iter(pairs)) == expected
+
+
+def test_subtest_durations_follow_a_replaced_row(store_populated: ResultStore) -> None:
+    """An error (never timed) giving way to a verdict, and a row whose duration changes, move
+    the per-subtest sums by exactly their difference."""
+    ok = BUILD_OK.id
+    index = store_populated.index
+    store_populated.put_result(
+        store_result(build=ok, test="errors.ktest", subtest="a", status=Status.PASS, duration=8)
+    )
+    assert index.subtest_durations([("errors.ktest", "a")]) == {("errors.ktest", "a"): 8.0}
+    slower = store_result(
+        build=ok, test="complete.ktest", subtest="d", status=Status.PASS, duration=10
+    )
+    assert index.add_results([slower]) is True
+    assert index.subtest_durations([("complete.ktest", "d")]) == {("complete.ktest", "d"): 10.0}
+    assert index.sync_results([], absent=[slower.id]) == 1
+    assert index.subtest_durations([("complete.ktest", "d")]) == {}
+    with closing(sqlite3.connect(store_populated.layout.index_path)) as connection:
+        assert connection.execute(
+            "SELECT count(*) FROM durations WHERE test = 'complete.ktest' AND subtest = 'd'"
+        ).fetchone() == (0,)
+
+
+def test_subtest_durations_of_many_pairs_in_chunks(tmp_path: Path) -> None:
+    """More subtests per test than one query may bind, over more tests than one chunk."""
+    subtests = tuple(f"s{s:04}" for s in range(2_000))
+    build = store_hex("build")
+    rows = [
+        (
+            identity_of({"test": test, "subtest": subtest}).hex,
+            unit_id(build, test),
+            build,
+            test,
+            subtest,
+            "pass",
+            float(n % 7),
+        )
+        for test in ("t1.ktest", "t2.ktest")
+        for n, subtest in enumerate(subtests)
+    ]
+    with StoreIndex.open(StoreLayout(tmp_path / "store")) as index:
+        index.bulk_insert_results(rows)
+        pairs = [
+            (test, subtest) for test in ("t1.ktest", "t2.ktest", "t3.ktest") for subtest in subtests
+        ]
+        assert index.subtest_durations(pairs) == {
+            (test, subtest): float(n % 7)
+            for test in ("t1.ktest", "t2.ktest")
+            for n, subtest in enumerate(subtests)
+        }
+
+
+def test_verify_finds_bad_subtest_durations(store_populated: ResultStore) -> None:
+    with closing(sqlite3.connect(store_populated.layout.index_path)) as connection, connection:
+        connection.execute(
+            "UPDATE durations SET timed = 2 WHERE test = 'complete.ktest' AND subtest = 'a'"
+        )
+        connection.execute("DELETE FROM durations WHERE test = 'partial.ktest'")
+        connection.execute("INSERT INTO durations VALUES ('ghost.ktest', 'x', 1.0, 1)")
+    assert store_populated.index.verify() == [
+        "test complete.ktest subtest a: index durations (seconds, timed) (1.0, 2) "
+        "but its results give (1.0, 1)",
+        "test ghost.ktest subtest x: durations row but no timed results",
+        "test partial.ktest subtest a: timed results but no durations row",
+    ]
+    store_populated.index.reindex()
+    assert store_populated.index.verify() == []

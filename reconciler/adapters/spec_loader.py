@@ -217,6 +217,11 @@ def _read_document(document: YamlDocument, *, spec_file: Path, findings: _Findin
     plain = to_plain(content)
     if kind in _KINDS_WITH_LOCAL_URL and "url" in plain:
         plain["url"] = _resolve_local_url(plain["url"], spec_file=spec_file)
+    if kind == "TestGroup" and isinstance(plain.get("expunges"), list):
+        # Expunge lists live in the spec repo beside the specs that name them.
+        plain["expunges"] = [
+            _resolve_local_url(path, spec_file=spec_file) for path in plain["expunges"]
+        ]
     try:
         spec = SPEC_KINDS[kind].model_validate(plain)
     except ValidationError as exc:

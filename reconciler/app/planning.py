@@ -71,6 +71,11 @@ class Workspace:
     def enumeration_cache(self) -> Path:
         return self.state_dir / "cache" / "enumeration.sqlite"
 
+    @property
+    def journal(self) -> Path:
+        """Leases of dispatched batches; beside the store it guards, one journal per store."""
+        return self.store_dir.parent / f"{self.store_dir.name}.journal.sqlite"
+
 
 class ResolutionErrors(ReconcilerError):
     """Every git problem of a spec set, reported together; infrastructure wins the exit code."""
@@ -163,8 +168,12 @@ class Planner:
     slot_memo: SlotMemo = field(default_factory=SlotMemo)
     plan_memo: PlanMemo = field(default_factory=PlanMemo)
 
+    resolution: Resolution = field(default_factory=Resolution)
+    """What git said in the last `desired()` call (harness commits for workers)."""
+
     def desired(self, specs: SpecSet) -> DesiredState:
         resolution = resolve(specs, git=self.git)
+        self.resolution = resolution
         enumeration = enumerate_tests(specs, resolution=resolution, git=self.git, cache=self.cache)
         return desired_state(
             specs=specs, resolution=resolution, enumeration=enumeration, memo=self.slot_memo

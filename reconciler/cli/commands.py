@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from reconciler.adapters.git import GitResolver
@@ -10,8 +11,11 @@ from reconciler.adapters.harness.enumeration_cache import SqliteEnumerationCache
 from reconciler.adapters.schema_files import schema_drift, write_schemas
 from reconciler.adapters.spec_loader import load_specs
 from reconciler.adapters.store.files import ResultStore
-from reconciler.app.plan_render import RENDERERS
+from reconciler.app.applying import HostOptions, run_apply
+from reconciler.app.plan_render import RENDERERS, summary_line
 from reconciler.app.planning import Planner, Workspace
+from reconciler.app.progress import ApplyProgress, render_summary
+from reconciler.app.workers import list_workers, render_workers
 from reconciler.model.errors import ExitCode, StoreError
 
 
@@ -86,4 +90,49 @@ def schemas(args: argparse.Namespace) -> int:
         print("run `make schemas` to regenerate", file=sys.stderr)
         return ExitCode.USER_ERROR
     print(f"{args.dir}: up to date")
+    return ExitCode.OK
+
+
+def _host_options(args: argparse.Namespace) -> HostOptions:
+    return HostOptions(
+        known_hosts=args.known_hosts,
+        accept_new=args.accept_new_host_keys,
+        local_slots=args.local_slots,
+    )
+
+
+def apply(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    with ApplyProgress() as progress:
+        report = run_apply(
+            workspace,
+            options=_host_options(args),
+            fetch=not args.no_fetch,
+            events=progress.events(),
+        )
+    print(render_summary(report.summary))
+    print()
+    sys.stdout.write(report.commits)
+    if report.remaining.has_work:
+        print(f"\nIncomplete: {summary_line(report.remaining)}", file=sys.stderr)
+        return ExitCode.PENDING
+    return ExitCode.OK
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    args.format = "text"
+    args.detailed_exitcode = False
+    plan(args)
+    print()
+    return apply(args)
+
+
+def workers(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    specs = load_specs(workspace.spec_dir)
+    rows = list_workers(workspace, specs=specs, options=_host_options(args))
+    if args.json:
+        print(json.dumps([row.as_json() for row in rows], indent=2))
+    else:
+        sys.stdout.write(render_workers(rows))
     return ExitCode.OK

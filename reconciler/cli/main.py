@@ -44,6 +44,29 @@ def _add_store(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_hosts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--known-hosts",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="SSH known_hosts used to verify workers (default: ~/.ssh/known_hosts)",
+    )
+    parser.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="on first contact, record a worker's unknown host key (a changed key is refused)",
+    )
+    parser.add_argument(
+        "--local-slots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel batches on the local machine when no WorkerPool is defined "
+        "(default: number of CPUs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reconciler.cli import commands
 
@@ -73,6 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-fetch", action="store_true", help="use cached mirrors of remote repos as they are"
     )
     plan.set_defaults(run=commands.plan)
+
+    for name, help_text, run in (
+        ("apply", "run the plan until the store holds what the specs ask for", commands.apply),
+        ("reconcile", "plan, show the plan, then apply it once", commands.reconcile),
+    ):
+        runner = sub.add_parser(name, help=help_text)
+        _add_specs(runner)
+        _add_store(runner)
+        _add_hosts(runner)
+        runner.add_argument(
+            "--no-fetch", action="store_true", help="use cached mirrors of remote repos as they are"
+        )
+        runner.set_defaults(run=run)
+
+    workers = sub.add_parser("workers", help="list worker hosts, slots, health, running batches")
+    _add_specs(workers)
+    _add_store(workers)
+    _add_hosts(workers)
+    workers.add_argument("--json", action="store_true", help="machine-readable output")
+    workers.set_defaults(run=commands.workers)
 
     store = sub.add_parser("store", help="maintain the result store")
     store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")

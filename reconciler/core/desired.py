@@ -125,7 +125,10 @@ def _units_for(
         )
         del base["test"]
         template = _UnitTemplate(base)
+        runtime = profile.runtime.model_dump(mode="json")
         for test in tests:
+            if any(str(runtime.get(key)) != value for key, value in test.runtime_match):
+                continue  # e.g. fstests' xfs/ tests under a profile whose fstype is ext4
             unit_id = template.unit_id(test.test)
             previous = units.get(unit_id)
             if previous is not None:

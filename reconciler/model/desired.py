@@ -59,6 +59,9 @@ class EnumeratedTest:
     test: str
     """Test file (or test name) as the harness names it."""
     subtests: tuple[str, ...]
+    runtime_match: tuple[tuple[str, str], ...] = ()
+    """Runtime inputs a profile must have for this test to apply, e.g. (("fstype", "xfs"),)
+    for fstests' xfs/ directory; empty for tests every profile runs."""
 
 
 # (test group name, tree the tests were read from) -> tests of that group in that tree.

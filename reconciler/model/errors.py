@@ -88,3 +88,7 @@ class StoreError(InfrastructureError):
 
 class HarnessError(UserError):
     """A harness could not enumerate or parse: its spec or its output is wrong."""
+
+
+class WorkerUnreachable(InfrastructureError):
+    """A worker host could not be reached or dropped the connection mid-command."""

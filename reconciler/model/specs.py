@@ -114,6 +114,15 @@ class TestGroup(Spec):
     timeout: int = Field(default=600, ge=1)
     """Seconds one subtest may run before it counts as `timeout`. Part of result identity."""
     priority: int = 0
+    select: list[str] = Field(default_factory=list)
+    """Harness-level groups to select, e.g. fstests groups `[auto]` (`_begin_fstest` lines)."""
+    expunges: list[str] = Field(default_factory=list)
+    """Expunge list files (one test per line, `#` comments), relative to the spec file."""
+    confirm_failures: int = Field(default=0, ge=0, le=20)
+    """Re-run a failing subtest this many times, recording every attempt: a test that fails
+    and then passes is flaky, never passed."""
+    worker_tags: list[str] = Field(default_factory=list)
+    """Tags a worker host must have to run this group (e.g. `nvme`, `kvm`)."""
 
 
 class Runtime(BaseModel):

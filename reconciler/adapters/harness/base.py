@@ -1,8 +1,10 @@
 """The seam between the reconciler and a test suite: what every harness adapter offers.
 
-An adapter answers three questions for the reconciler: which subtests exist in a tree
-(`enumerate`), what shell command a worker runs for a batch of them (`batch_command`), and what
-that command's output says about each one (`parse_output`). Git is reached only through the small
+An adapter answers four questions for the reconciler: which subtests exist in a tree
+(`enumerate`), what shell command a worker runs for a batch of them (`batch_command`), which
+files that command leaves to bring back (`result_files`), and what its output and files say
+about each subtest, both while it streams (`reported`) and at the end (`parse_results`).
+`reported` is given the complete lines seen so far. Git is reached only through the small
 `TreeView` protocol, so adapters never depend on how trees are read (GitPython, a worker's
 checkout, or a 30-line twin in tests); the protocol lives with the git adapter.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from reconciler.adapters.git import TreeView
 from reconciler.model.desired import EnumeratedTest
@@ -40,18 +42,50 @@ class SubtestOutcome:
     """Skip reason, failure summary, or why the outcome is an error."""
 
 
+@dataclass(frozen=True)
+class BatchContext:
+    """Where a batch runs on its worker, for a harness building its command and file list.
+
+    Paths are absolute paths on the worker host; the runner prepares them before the run.
+    """
+
+    test: str
+    subtests: Sequence[str]
+    runtime: Mapping[str, Any]
+    """The profile's runtime inputs (`fstype`, `section`, `mem`, `cpus`, `env`, ...)."""
+    source_dir: str
+    """The built source checkout (the kernel tree, or the command harness's project)."""
+    tests_dir: str
+    """The harness checkout; the same as `source_dir` when the tests live in the source."""
+    output_dir: str
+    """An empty directory for this batch's result files."""
+    timeout: int
+    """Seconds per subtest."""
+
+
 class HarnessAdapter(Protocol):
     def enumerate(self, *, group: TestGroup, tree: TreeView) -> tuple[EnumeratedTest, ...]:
         """Subtests of every test file of `group` in `tree`, sorted by test file."""
 
     def build_command(self) -> str | None:
-        """Shell command building the checkout before tests run, if the harness needs one."""
+        """Shell command run in the source checkout before tests, or None when the harness
+        builds inside its run (ktest)."""
 
-    def batch_command(self, *, test: str, subtests: Sequence[str]) -> str:
-        """Shell command running `subtests` of `test`; every substituted argument is quoted."""
+    def batch_command(self, context: BatchContext) -> str:
+        """Shell command running the batch; every substituted argument is shlex-quoted."""
 
-    def parse_output(self, *, output: str, expected: Sequence[str]) -> list[SubtestOutcome]:
-        """One outcome per expected subtest, then any unexpected extras the output reported."""
+    def result_files(self, context: BatchContext) -> tuple[str, ...]:
+        """Absolute paths on the worker to bring back after the run (fstests' result.xml)."""
+
+    def reported(self, *, output: str) -> list[SubtestOutcome]:
+        """Outcomes the output has reported so far, while the batch still runs: lets the
+        runner store finished subtests before the batch ends. Never guesses missing ones."""
+
+    def parse_results(
+        self, *, output: str, files: Mapping[str, bytes], expected: Sequence[str]
+    ) -> list[SubtestOutcome]:
+        """Final outcomes: one per expected subtest (absent is never passed), then extras.
+        `files` maps each path of `result_files` that existed to its bytes."""
 
 
 def outcomes_for_expected(

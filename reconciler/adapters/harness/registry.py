@@ -12,6 +12,9 @@ from collections.abc import Callable
 from reconciler.adapters.harness.base import HarnessAdapter
 from reconciler.adapters.harness.command import CommandHarness
 from reconciler.adapters.harness.enumeration_cache import EnumerationCache
+from reconciler.adapters.harness.fstests import FstestsHarness
+from reconciler.adapters.harness.kselftest import KselftestHarness
+from reconciler.adapters.harness.ktest import KtestHarness
 from reconciler.model.errors import HarnessError
 from reconciler.model.specs import Harness, HarnessType
 
@@ -19,6 +22,9 @@ AdapterFactory = Callable[[Harness, EnumerationCache], HarnessAdapter]
 
 ADAPTERS: dict[HarnessType, AdapterFactory] = {
     HarnessType.COMMAND: lambda harness, cache: CommandHarness(harness, cache=cache),
+    HarnessType.KTEST: lambda harness, cache: KtestHarness(harness, cache=cache),
+    HarnessType.FSTESTS: lambda harness, cache: FstestsHarness(harness, cache=cache),
+    HarnessType.KSELFTEST: lambda harness, cache: KselftestHarness(harness, cache=cache),
 }
 
 

@@ -8,7 +8,15 @@
 from reconciler.adapters.store.files import ResultStore
 from reconciler.adapters.store.index import StoreIndex
 from reconciler.adapters.store.layout import StoreLayout
+from reconciler.adapters.store.queries import StoredResult
 from reconciler.adapters.store.rebuild import ReindexCounts
 from reconciler.adapters.store.schema import ResultRow
 
-__all__ = ["ReindexCounts", "ResultRow", "ResultStore", "StoreIndex", "StoreLayout"]
+__all__ = [
+    "ReindexCounts",
+    "ResultRow",
+    "ResultStore",
+    "StoreIndex",
+    "StoreLayout",
+    "StoredResult",
+]

@@ -26,6 +26,7 @@ from reconciler.adapters.store.index import StoreIndex
 from reconciler.adapters.store.layout import (
     CorruptRecord,
     StoreLayout,
+    check_hex_id,
     compress_log,
     corrupt_record_error,
     decode_log,
@@ -35,6 +36,7 @@ from reconciler.adapters.store.layout import (
     store_read_error,
 )
 from reconciler.adapters.store.merge import check_identity, merge_build, merge_result
+from reconciler.adapters.store.queries import StoredResult
 from reconciler.model.results import BuildRecord, ResultRecord
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
@@ -104,6 +106,39 @@ class ResultStore(Closing):
 
     def get_build(self, build_id: str) -> BuildRecord | None:
         return self._read_existing(BuildRecord, self.layout.build_path(build_id))[1]
+
+    def repair_results(self, result_ids: Iterable[str]) -> int:
+        """Bring the index rows of `result_ids` in line with their files; returns how many
+        rows were added, changed or dropped.
+
+        For the results of work a crashed run had leased: a kill between a record's write and
+        its index update leaves the file (the truth) without its row, and the next plan would
+        run that subtest again and append a duplicate attempt. A row whose file is missing is
+        dropped, so that subtest runs again. Costs one file read per id, not a reindex.
+        """
+        present: list[ResultRecord] = []
+        absent: list[str] = []
+        for result_id in dict.fromkeys(result_ids):
+            path = self.layout.result_path(result_id)
+            record = self._read_existing(ResultRecord, path)[1]
+            if record is None:
+                absent.append(result_id)
+            elif record.id != result_id:
+                raise corrupt_record_error(CorruptRecord(path, f"holds record {record.id}"))
+            else:
+                present.append(record)
+        if not present and not absent:
+            return 0
+        return self.index.sync_results(present, absent=absent)
+
+    def results_for_build(self, build_id: str) -> list[StoredResult]:
+        """The build's results as indexed (id, unit, test, subtest, status, duration), ordered
+        by unit then subtest; read `get_result` for attempts and logs."""
+        return self.index.results_for_build(check_hex_id(build_id, what="build"))
+
+    def results_for_unit(self, unit_id: str) -> list[StoredResult]:
+        """The unit's results as indexed, ordered by subtest."""
+        return self.index.results_for_unit(check_hex_id(unit_id, what="unit"))
 
     def iter_results(self) -> Iterator[ResultRecord]:
         """Every stored result, in id order, one file at a time."""

@@ -2,11 +2,11 @@
 
 The planner asks "which of these ~10^5 units are stored, and how completely" on every reconcile;
 answering that from millions of JSON files is impossible and from millions of subtest rows is
-slow, so the index keeps one materialised row per unit (and per test file, for duration
-estimates) next to the per-result rows. Files are the truth: a missing index is built from them,
-a corrupt one (not a database, wrong schema, failing `quick_check`) is deleted and rebuilt with a
-warning, and `reindex` rebuilds into a temp file that is renamed over the old one, so readers
-never see a half-built index.
+slow, so the index keeps one materialised row per unit (and per test file and per (test,
+subtest), for duration estimates) next to the per-result rows. Files are the truth: a missing
+index is built from them, a corrupt one (not a database, wrong schema, failing `quick_check`) is
+deleted and rebuilt with a warning, and `reindex` rebuilds into a temp file that is renamed over
+the old one, so readers never see a half-built index.
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ from pathlib import Path
 
 from reconciler.adapters.closing import Closing
 from reconciler.adapters.store.layout import StoreLayout
+from reconciler.adapters.store.queries import (
+    StoredResult,
+    results_for_build,
+    results_for_unit,
+    subtest_durations,
+)
 from reconciler.adapters.store.rebuild import (
     ReindexCounts,
     build_index,
@@ -59,6 +65,13 @@ ON CONFLICT (unit) DO UPDATE SET
 _TEST_DELTA = """
 INSERT INTO tests VALUES (?, ?, ?)
 ON CONFLICT (test) DO UPDATE SET
+    duration_sum = duration_sum + excluded.duration_sum,
+    timed = timed + excluded.timed
+"""
+
+_DURATION_DELTA = """
+INSERT INTO durations VALUES (?, ?, ?, ?)
+ON CONFLICT (test, subtest) DO UPDATE SET
     duration_sum = duration_sum + excluded.duration_sum,
     timed = timed + excluded.timed
 """
@@ -132,7 +145,12 @@ class StoreIndex(Closing):
         Aggregates are updated by delta, so a put costs the same whether its unit holds ten
         subtests or ten thousand.
         """
-        changed = False
+        return self.sync_results(records) > 0
+
+    def sync_results(self, records: Iterable[ResultRecord], *, absent: Iterable[str] = ()) -> int:
+        """Make the rows of `records` match them and drop the rows of the `absent` ids (whose
+        files do not exist); returns how many rows were added, changed or dropped."""
+        changed = 0
         connection = self._connection
         with wrapped_errors(self.path, doing="indexing results"), transaction(connection):
             for record in records:
@@ -144,10 +162,34 @@ class StoreIndex(Closing):
                 if old is not None:
                     _apply_delta(connection, old, sign=-1)
                 _apply_delta(connection, row, sign=1)
-                changed = True
+                changed += 1
+            for result_id in absent:
+                old = connection.execute(_SELECT_RESULT, (result_id,)).fetchone()
+                if old is None:
+                    continue
+                connection.execute("DELETE FROM results WHERE id = ?", (result_id,))
+                _apply_delta(connection, old, sign=-1)
+                changed += 1
             if changed:
                 bump_generation(connection)
         return changed
+
+    def subtest_durations(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """Mean seconds of each (test, subtest) over its stored verdicts (every build and
+        runtime); pairs with no timed verdict are left out, so callers fall back to the test's
+        mean (`StoreSnapshot.mean_subtest_seconds`) or a default."""
+        with wrapped_errors(self.path, doing="reading subtest durations"):
+            return subtest_durations(self._connection, pairs)
+
+    def results_for_build(self, build_id: str) -> list[StoredResult]:
+        """The indexed results of one build, ordered by unit then subtest."""
+        with wrapped_errors(self.path, doing="listing a build's results"):
+            return results_for_build(self._connection, build_id)
+
+    def results_for_unit(self, unit_id: str) -> list[StoredResult]:
+        """The indexed results of one unit, ordered by subtest."""
+        with wrapped_errors(self.path, doing="listing a unit's results"):
+            return results_for_unit(self._connection, unit_id)
 
     def add_build(self, record: BuildRecord) -> bool:
         row = build_row(record)
@@ -191,8 +233,9 @@ class StoreIndex(Closing):
 
 
 def _apply_delta(connection: sqlite3.Connection, row: ResultRow, *, sign: int) -> None:
-    """Add (sign=1) or remove (sign=-1) one result's share of its unit and test aggregates."""
-    _, unit, build, test, _, status, duration = row
+    """Add (sign=1) or remove (sign=-1) one result's share of its unit, test and subtest
+    aggregates."""
+    _, unit, build, test, subtest, status, duration = row
     is_error = status == Status.ERROR.value
     # Errors never count towards durations: an ssh timeout says nothing about the test.
     timed = not is_error and duration is not None
@@ -203,11 +246,15 @@ def _apply_delta(connection: sqlite3.Connection, row: ResultRow, *, sign: int) -
     )
     if timed:
         connection.execute(_TEST_DELTA, (test, sign * seconds, sign))
+        connection.execute(_DURATION_DELTA, (test, subtest, sign * seconds, sign))
     if sign < 0:
         connection.execute(
             "DELETE FROM units WHERE unit = ? AND verdicts = 0 AND errors = 0", (unit,)
         )
         connection.execute("DELETE FROM tests WHERE test = ? AND timed = 0", (test,))
+        connection.execute(
+            "DELETE FROM durations WHERE test = ? AND subtest = ? AND timed = 0", (test, subtest)
+        )
 
 
 def _open_problem(path: Path, *, quick_check: bool) -> str | None:

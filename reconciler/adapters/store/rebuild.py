@@ -23,6 +23,7 @@ from reconciler.adapters.store.layout import (
     load_record,
 )
 from reconciler.adapters.store.schema import (
+    DURATION_AGGREGATE,
     ERROR_PARAM,
     INDEXES,
     INSERT_RESULT,
@@ -78,7 +79,8 @@ def insert_rows(connection: sqlite3.Connection, rows: Iterable[ResultRow]) -> in
 
 
 def refresh_aggregates(connection: sqlite3.Connection) -> None:
-    """Recompute the units in `temp.affected_units`, then the tests they belong to."""
+    """Recompute the units in `temp.affected_units`, then the tests they belong to and those
+    tests' per-subtest durations."""
     connection.execute("DELETE FROM units WHERE unit IN (SELECT unit FROM temp.affected_units)")
     connection.execute(f"INSERT INTO units {UNIT_AGGREGATE}", ERROR_PARAM)
     affected_tests = "SELECT DISTINCT test FROM temp.affected_units"
@@ -87,6 +89,10 @@ def refresh_aggregates(connection: sqlite3.Connection) -> None:
         "INSERT INTO tests SELECT test, total(duration_sum), sum(timed) FROM units "  # noqa: S608
         f"WHERE test IN ({affected_tests}) GROUP BY test HAVING sum(timed) > 0"
     )
+    # Whole tests, not just the inserted (test, subtest) pairs: a replaced row's old duration
+    # is gone by now, and results has no (test, subtest) index to find the pair's other rows.
+    connection.execute(f"DELETE FROM durations WHERE test IN ({affected_tests})")  # noqa: S608
+    connection.execute(f"INSERT INTO durations {DURATION_AGGREGATE}", ERROR_PARAM)
 
 
 def remove_database(path: Path) -> None:

@@ -32,6 +32,12 @@ SELECT unit, sum(status <> :error), sum(status = :error),
 FROM results GROUP BY unit ORDER BY unit
 """
 
+_DURATIONS_FROM_RESULTS = """
+SELECT test, subtest, total(duration), count(duration)
+FROM results WHERE status <> :error AND duration IS NOT NULL
+GROUP BY test, subtest ORDER BY test, subtest
+"""
+
 
 @dataclass(frozen=True)
 class _FileEntry:
@@ -169,6 +175,35 @@ class _Verifier:
                     f"test {test}: index durations (seconds, timed) {have} but units give {want}"
                 )
 
+    def durations(self) -> None:
+        """Per-subtest duration sums against a regrouping of the results (sorted streams, so
+        a farm-sized table is compared one row at a time)."""
+        computed = self.connection.execute(_DURATIONS_FROM_RESULTS, ERROR_PARAM)
+        stored = self.connection.execute(
+            "SELECT test, subtest, duration_sum, timed FROM durations ORDER BY test, subtest"
+        )
+        want = next(computed, None)
+        have = next(stored, None)
+        while want is not None or have is not None:
+            if want is not None and (have is None or want[:2] < have[:2]):
+                self.problems.append(
+                    f"test {want[0]} subtest {want[1]}: timed results but no durations row"
+                )
+                want = next(computed, None)
+            elif have is not None and (want is None or have[:2] < want[:2]):
+                self.problems.append(
+                    f"test {have[0]} subtest {have[1]}: durations row but no timed results"
+                )
+                have = next(stored, None)
+            elif want is not None and have is not None:
+                if not _same_aggregate(want[2:], have[2:]):
+                    self.problems.append(
+                        f"test {want[0]} subtest {want[1]}: index durations (seconds, timed) "
+                        f"{tuple(have[2:])} but its results give {tuple(want[2:])}"
+                    )
+                want = next(computed, None)
+                have = next(stored, None)
+
     def log_files(self) -> None:
         for log_hash, name in sorted(self.logs.items()):
             path = self.layout.log_path(log_hash)
@@ -208,6 +243,7 @@ def verify_index(connection: sqlite3.Connection, layout: StoreLayout) -> list[st
         )
         verifier.units()
         verifier.tests()
+        verifier.durations()
     finally:
         if connection.in_transaction:
             connection.execute("COMMIT")

@@ -1,0 +1,193 @@
+"""Getting a worker host ready for a batch: a git checkout of the right tree, built once.
+
+Composed from the two primitives every host offers (run a shell command, read a file), so a
+local slot and an SSH host prepare themselves the same way. On the host, under its workdir:
+
+    repos/<url hash>.git          bare cache of each repo, fetched when a commit is missing
+    src/<build id>/               checkout of the build's commit (objects stay in the cache)
+    harness/<tree>/               checkout of a harness repo, when tests live there
+    out/<batch id>.<n>/           result files of one run of a batch
+
+Every path and ref reaches the shell through `shlex.quote`. Builds are done once per
+(host, build identity): concurrent slots wait for the first. A build that exits non-zero is a
+verdict on the build (`fail`); a host or git that breaks is infrastructure (`error`), retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from reconciler.adapters.executors.base import WorkerHost
+from reconciler.adapters.store.files import ResultStore
+from reconciler.model.errors import InfrastructureError, WorkerUnreachable
+from reconciler.model.execution import BuildJob, SourceCheckout
+from reconciler.model.results import BuildRecord, BuildStatus
+
+GIT_TIMEOUT = 1800.0
+BUILD_TIMEOUT = 4 * 3600.0
+
+
+class PreparationError(InfrastructureError):
+    """The host could not fetch or check out what a batch needs: not a verdict, retried."""
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    status: BuildStatus
+    message: str = ""
+
+
+def q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class HostWorkspace:
+    """What has been prepared on one host during this run, and the locks that serialise it."""
+
+    host: WorkerHost
+    store: ResultStore
+    clock: Callable[[], float]
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _built: dict[str, BuildOutcome] = field(default_factory=dict)
+    _checked_out: set[str] = field(default_factory=set)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def path(self, *parts: str) -> str:
+        return "/".join((self.host.workdir.rstrip("/"), *parts))
+
+    async def _must(self, command: str, *, what: str, timeout: float = GIT_TIMEOUT) -> str:
+        result = await self.host.run(command, timeout=timeout)
+        if result.exit_status != 0:
+            tail = result.output.decode(errors="replace").strip().splitlines()[-3:]
+            raise PreparationError(
+                f"{self.host.name}: {what} failed"
+                + (" (timed out)" if result.timed_out else "")
+                + (f": {' / '.join(tail)}" if tail else ""),
+                hint="check the worker's disk, network and git access; the batch is retried",
+            )
+        return result.output.decode(errors="replace")
+
+    async def _cache(self, url: str, commit: str) -> str:
+        """The host's bare cache of `url`, holding `commit` (fetched only when missing)."""
+        cache = self.path("repos", _digest(url)[:16] + ".git")
+        async with self._lock(f"repo:{url}"):
+            await self._must(
+                f"mkdir -p {q(self.path('repos'))} && "
+                f"{{ [ -d {q(cache)} ] || git init -q --bare {q(cache)}; }} && "
+                f"{{ git --git-dir={q(cache)} cat-file -e {q(commit + '^{commit}')} 2>/dev/null"
+                f" || git --git-dir={q(cache)} fetch -q --no-tags {q(url)}"
+                f" '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'; }} && "
+                f"git --git-dir={q(cache)} cat-file -e {q(commit + '^{commit}')}",
+                what=f"fetching {commit[:12]}",
+            )
+        return cache
+
+    async def checkout(self, source: SourceCheckout, *, into: str) -> str:
+        """A checkout of `source.commit` at `into` (relative to workdir), made once."""
+        target = self.path(into)
+        async with self._lock(f"checkout:{target}"):
+            if target in self._checked_out:
+                return target
+            cache = await self._cache(source.url, source.commit)
+            staging = f"{target}.partial"
+            # Into a staging directory, then renamed: a checkout cut short is never mistaken
+            # for a complete one by a later run.
+            await self._must(
+                f"if [ ! -d {q(target)} ]; then rm -rf {q(staging)} && "
+                f"mkdir -p {q(staging.rsplit('/', 1)[0])} && "
+                f"git clone -q --shared --no-checkout {q(cache)} {q(staging)} && "
+                f"git -C {q(staging)} -c advice.detachedHead=false checkout -q --detach "
+                f"{q(source.commit)} && mv {q(staging)} {q(target)}; fi",
+                what=f"checking out {source.commit[:12]}",
+            )
+            self._checked_out.add(target)
+            return target
+
+    async def ensure_build(
+        self, job: BuildJob, *, build_command: str | None
+    ) -> tuple[str, BuildOutcome]:
+        """The built source directory of `job` on this host, building it if this host has not.
+
+        A build stored as `fail` is not redone: its tests are blocked until the inputs change.
+        """
+        async with self._lock(f"build:{job.build}"):
+            src = await self.checkout(job.source, into=f"src/{job.build}")
+            known = self._built.get(job.build)
+            if known is not None:
+                return src, known
+            stored = self.store.get_build(job.build)
+            if stored is not None and stored.status is BuildStatus.FAIL:
+                outcome = BuildOutcome(BuildStatus.FAIL, "the stored build failed")
+            elif build_command is None:
+                outcome = BuildOutcome(BuildStatus.PASS, "built inside the harness run")
+            else:
+                outcome = await self._build(job, src=src, command=build_command)
+            self._built[job.build] = outcome
+            return src, outcome
+
+    async def _build(self, job: BuildJob, *, src: str, command: str) -> BuildOutcome:
+        env = dict(job.build_env)
+        if job.make_flags:
+            env["MAKEFLAGS"] = " ".join(job.make_flags)
+        started = self.clock()
+        try:
+            result = await self.host.run(command, cwd=src, env=env, timeout=BUILD_TIMEOUT)
+        except WorkerUnreachable:
+            raise
+        duration = self.clock() - started
+        if result.timed_out or result.exit_status is None:
+            raise PreparationError(
+                f"{self.host.name}: build {job.build[:12]} did not finish",
+                hint="a build that times out or loses its host is retried, not failed",
+            )
+        status = BuildStatus.PASS if result.exit_status == 0 else BuildStatus.FAIL
+        image_hash = config_hash = None
+        if status is BuildStatus.PASS:
+            image_hash, config_hash = await self._fingerprint(src)
+        self.store.put_build(
+            BuildRecord(
+                id=job.build,
+                preimage=dict(job.preimage),
+                status=status,
+                resolved_config_hash=config_hash,
+                image_hash=image_hash,
+                log=self.store.put_log(result.output),
+                duration=duration,
+                worker=self.host.name,
+                finished_at=datetime.fromtimestamp(self.clock(), UTC),
+            )
+        )
+        message = "" if status is BuildStatus.PASS else f"build exited {result.exit_status}"
+        return BuildOutcome(status, message)
+
+    async def _fingerprint(self, src: str) -> tuple[str | None, str | None]:
+        """Hashes of what the build produced (files git does not track) and of `.config`."""
+        listing = await self._must(
+            f"cd {q(src)} && git ls-files -o -z | sort -z | xargs -0 -r sha256sum",
+            what="hashing the build output",
+        )
+        config = await self.host.read_file(f"{src}/.config")
+        image = _digest(listing) if listing.strip() else None
+        return image, hashlib.sha256(config).hexdigest() if config is not None else None
+
+    async def output_dir(self, batch_id: str, *, attempt: int) -> str:
+        out = self.path("out", f"{batch_id[:24]}.{attempt}")
+        await self._must(f"rm -rf {q(out)} && mkdir -p {q(out)}", what="making the output dir")
+        return out
+
+
+def runtime_env(runtime: Mapping[str, object]) -> dict[str, str]:
+    env = runtime.get("env")
+    return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
