@@ -3,7 +3,9 @@
 One apply is a few *rounds*. A round plans against the store, cuts the plan into batches, and
 lets the scheduler hand them to worker slots until it is idle. Subtests a round could not reach
 (a dead VM, a dropped host) are simply still missing in the next round's plan, so the next round
-runs them in fresh batches; a round that records nothing new ends the apply.
+runs them in fresh batches. Rounds end when nothing is left to dispatch: everything stored,
+blocked by a failed build, or cooling down; a subtest never reached in `UNREACHED_LIMIT`
+batches (counted in the journal, across applies) is recorded as `error` and cools down too.
 
 Crash safety: every dispatched batch holds a lease in the journal, and results reach the store
 before the lease is released. The journal's owner lock proves that leases found at start-up
@@ -31,7 +33,7 @@ from reconciler.adapters.executors.base import WorkerHost
 from reconciler.adapters.harness.base import HarnessAdapter
 from reconciler.adapters.journal import Journal
 from reconciler.adapters.store.files import ResultStore
-from reconciler.app.batch_runner import BatchRunner
+from reconciler.app.batch_runner import UNREACHED_LIMIT, BatchOutcome, BatchRunner
 from reconciler.app.planning import IncrementalSnapshots, Planner
 from reconciler.app.work import batches_for
 from reconciler.app.worker_setup import HostWorkspace
@@ -109,6 +111,7 @@ class Applier:
                 store=self.store,
                 adapters=self.adapters,
                 clock=self.clock,
+                unreached_counts=self._count_unreached,
             )
             for host in self.hosts
         }
@@ -118,6 +121,20 @@ class Applier:
             for n in range(host.slots)
         ]
         self.snapshots = IncrementalSnapshots(self.store.index)
+
+    def _count_unreached(self, unit: str, subtest: str) -> int:
+        """Batches that ended without reaching this subtest, across applies (the journal).
+
+        At the limit the runner records it as `error`; its unit then cools down, so the error
+        is retried by a later reconcile rather than by the next round.
+        """
+        now = self.clock()
+        count = self.journal.record_failure(
+            f"unreached:{unit}:{subtest}", now=now, message="not reached"
+        )
+        if count >= UNREACHED_LIMIT:
+            self.journal.record_failure(unit, now=now, message=f"{subtest}: never reached")
+        return count
 
     def recover(self) -> None:
         """Leases a dead apply left behind: re-index their finished results, forget them."""
@@ -155,17 +172,14 @@ class Applier:
             if not batches:
                 break
             self.summary.rounds += 1
-            before = self.summary.recorded
             await self._drain(batches)
-            if self.summary.recorded == before:
-                break  # nothing new is reachable now; a later reconcile tries again
         return self.summary
 
     async def _drain(self, batches: list[Batch]) -> None:
         scheduler = Scheduler()
         scheduler.replace_work(batches, now=self.clock())
         free = list(self.slots)
-        running: dict[asyncio.Task[int], Assignment] = {}
+        running: dict[asyncio.Task[BatchOutcome], Assignment] = {}
         delayed: set[asyncio.Task[None]] = set()
         heartbeat = asyncio.create_task(self._heartbeat(running))
         try:
@@ -188,7 +202,7 @@ class Applier:
                     if finished in delayed:
                         delayed.discard(cast(asyncio.Task[None], finished))
                         continue
-                    task = cast(asyncio.Task[int], finished)
+                    task = cast(asyncio.Task[BatchOutcome], finished)
                     assignment = running.pop(task)
                     free.append(assignment.slot)
                     retry = self._finish(task, assignment, scheduler)
@@ -199,27 +213,28 @@ class Applier:
             for pending in [*running, *delayed]:
                 pending.cancel()
 
-    async def _run(self, assignment: Assignment) -> int:
+    async def _run(self, assignment: Assignment) -> BatchOutcome:
         outcome = await self.runners[assignment.slot.host].run(assignment.batch)
         if outcome.blocked:
             self.summary.blocked_batches += 1
-        return len(outcome.recorded)
+        return outcome
 
     def _finish(
-        self, task: asyncio.Task[int], assignment: Assignment, scheduler: Scheduler
+        self, task: asyncio.Task[BatchOutcome], assignment: Assignment, scheduler: Scheduler
     ) -> Coroutine[Any, Any, None] | None:
         """Book a finished batch; for an infrastructure failure, the delayed requeue to run."""
         batch = assignment.batch
         error = task.exception()
         now = self.clock()
         if error is None:
-            recorded = task.result()
+            outcome = task.result()
             self.journal.release(batch.id)
-            self.journal.clear_failures(batch.unit)
+            if not outcome.unreached and not outcome.given_up:
+                self.journal.clear_failures(batch.unit)
             scheduler.complete(batch.id, now=now)
             self.summary.batches += 1
-            self.summary.recorded += recorded
-            self.events.on_batch_done(batch, recorded)
+            self.summary.recorded += len(outcome.recorded)
+            self.events.on_batch_done(batch, len(outcome.recorded))
             return None
         # Results written before the failure stay; the lease goes, the rest is planned again.
         self.journal.release(batch.id)
@@ -240,7 +255,7 @@ class Applier:
 
         return requeue_later()
 
-    async def _heartbeat(self, running: dict[asyncio.Task[int], Assignment]) -> None:
+    async def _heartbeat(self, running: dict[asyncio.Task[BatchOutcome], Assignment]) -> None:
         while True:
             await asyncio.sleep(self.journal.lease_seconds / 3)
             now = self.clock()

@@ -26,14 +26,16 @@ from reconciler.adapters.store.files import ResultStore
 from reconciler.app.worker_setup import HostWorkspace, runtime_env
 from reconciler.core.identity import ResultIdentities, result_preimage
 from reconciler.model.execution import Batch
-from reconciler.model.results import Attempt, BuildStatus, ResultRecord, Status
+from reconciler.model.results import VERDICTS, Attempt, BuildStatus, ResultRecord, Status
 
 UNREACHED_LIMIT = 3
 """Batches that may end without reporting a subtest before it is recorded as `error`."""
-GRACE_SECONDS = 60
-"""Added to a batch's timeout for set-up and teardown around its subtests."""
-REPARSE_SECONDS = 1.0
-"""How often streamed output is re-read for finished subtests while a batch runs."""
+MAX_GRACE_SECONDS = 60
+"""Added to a batch's timeout for set-up and teardown around its subtests (at most this, and
+at most one subtest's timeout, so short timeouts stay short)."""
+REPARSE_SECONDS = 0.25
+"""How often streamed output is re-read for finished subtests while a batch runs: often
+enough that a kill mid-batch loses little, rarely enough to stay linear in the output size."""
 
 FAILED = frozenset({Status.FAIL, Status.TIMEOUT})
 
@@ -46,6 +48,8 @@ class BatchOutcome:
     """Subtests that got a result (verdict or error) in this run."""
     unreached: tuple[str, ...]
     """Subtests the run never got to: they belong in a fresh batch."""
+    given_up: tuple[str, ...] = ()
+    """Subtests recorded as `error` after too many batches never reached them."""
     blocked: bool = False
     """The build failed: nothing ran."""
 
@@ -76,6 +80,12 @@ class BatchRunner:
         )
         if build.status is BuildStatus.FAIL:
             return BatchOutcome(recorded=(), unreached=(), blocked=True)
+        # A batch requeued after an infrastructure failure may have stored some subtests
+        # before it broke: those keep their verdict and are not run again.
+        identities = ResultIdentities(batch.unit_preimage)
+        pending = tuple(s for s in batch.subtests if self._status(identities, s) not in VERDICTS)
+        if not pending:
+            return BatchOutcome(recorded=(), unreached=())
         tests_dir = src
         if batch.tests_source is not None:
             tests_dir = await self.workspace.checkout(
@@ -87,9 +97,9 @@ class BatchRunner:
             src=src,
             tests_dir=tests_dir,
             attempt=attempt,
-            subtests=batch.subtests,
+            subtests=pending,
         )
-        failed = [s for s in outcome.recorded if self._status(batch, s) in FAILED]
+        failed = [s for s in outcome.recorded if self._status(identities, s) in FAILED]
         for confirm in range(batch.confirm_failures):
             if not failed:
                 break
@@ -103,8 +113,8 @@ class BatchRunner:
             )
         return outcome
 
-    def _status(self, batch: Batch, subtest: str) -> Status | None:
-        record = self.store.get_result(ResultIdentities(batch.unit_preimage).of(subtest))
+    def _status(self, identities: ResultIdentities, subtest: str) -> Status | None:
+        record = self.store.get_result(identities.of(subtest))
         return record.status if record is not None else None
 
     async def _run_once(
@@ -133,7 +143,7 @@ class BatchRunner:
             adapter.batch_command(context),
             cwd=tests_dir,
             env={**runtime_env(context.runtime), **dict(batch.runtime_env)},
-            timeout=batch.timeout * len(subtests) + GRACE_SECONDS,
+            timeout=batch.timeout * len(subtests) + min(MAX_GRACE_SECONDS, batch.timeout),
             on_line=stream.line,
         )
         log = self.store.put_log(result.output)
@@ -151,6 +161,7 @@ class BatchRunner:
         }
         running_at_timeout = next((s for s in subtests if s not in reported), None)
         unreached: list[str] = []
+        given_up: list[str] = []
         for outcome in final:
             if outcome.status is not Status.ERROR or outcome.subtest in reported:
                 recorder.record(outcome)
@@ -166,9 +177,14 @@ class BatchRunner:
                 )
             elif self._unreached_counts(batch.unit, outcome.subtest) >= UNREACHED_LIMIT:
                 recorder.record(outcome)  # an `error`: retried after a cool-down
+                given_up.append(outcome.subtest)
             else:
                 unreached.append(outcome.subtest)
-        return BatchOutcome(recorded=tuple(recorder.written), unreached=tuple(unreached))
+        return BatchOutcome(
+            recorded=tuple(recorder.written),
+            unreached=tuple(unreached),
+            given_up=tuple(given_up),
+        )
 
 
 def _counter() -> Callable[[str, str], int]:
