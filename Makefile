@@ -42,6 +42,8 @@ schemas: $(VENV)/.installed-run
 	$(BIN)/reconciler schemas --write schemas
 
 bench: $(VENV)/.installed-run
+	$(BIN)/python bench/farm_sim.py
+	$(BIN)/python bench/git_resolve.py
 	$(BIN)/python bench/plan_scale.py
 
 clean:

@@ -141,3 +141,53 @@ def test_shell_syntax_in_branch_test_and_subtest_names_reaches_the_worker_as_dat
     ).stdout
     assert found == "", f"shell syntax in a name was executed: {found}"
     assert "$(touch" in branch
+
+
+def test_workers_lists_hosts_with_probed_health(apply_sshd: SshServer, tmp_path: Path) -> None:
+    farm = ssh_farm(tmp_path / "farm", apply_sshd)
+    from .sshd import free_port
+
+    closed = free_port()
+    with (farm / "specs/farm.yaml").open("a") as specs:
+        specs.write(
+            f"---\nkind: WorkerPool\nname: gone\nhosts:\n"
+            f"  - {{host: 127.0.0.1, port: {closed}, user: {apply_sshd.user}, slots: 4, "
+            f"arch: aarch64, tags: [kvm, nvme], identity_file: {apply_sshd.client_key}}}\n"
+        )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "workers",
+            "--json",
+            "--specs",
+            str(farm / "specs"),
+            "--known-hosts",
+            str(farm / "known_hosts"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {row["host"]: row for row in json.loads(done.stdout)}
+    assert rows[f"127.0.0.1:{closed}"] | {"detail": ""} == {
+        "host": f"127.0.0.1:{closed}",
+        "slots": 4,
+        "arch": "aarch64",
+        "tags": ["kvm", "nvme"],
+        "healthy": False,
+        "detail": "",
+        "running_batches": 0,
+    }
+    assert rows[f"127.0.0.1:{apply_sshd.port}"] == {
+        "host": f"127.0.0.1:{apply_sshd.port}",
+        "slots": 2,
+        "arch": "x86_64",
+        "tags": [],
+        "healthy": True,
+        "detail": "ok",
+        "running_batches": 0,
+    }
