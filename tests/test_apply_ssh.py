@@ -191,3 +191,32 @@ def test_workers_lists_hosts_with_probed_health(apply_sshd: SshServer, tmp_path:
         "detail": "ok",
         "running_batches": 0,
     }
+
+
+def test_a_dead_host_is_skipped_once_unhealthy_and_the_live_one_does_the_work(
+    apply_sshd: SshServer, tmp_path: Path
+) -> None:
+    from .sshd import free_port
+
+    farm = ssh_farm(tmp_path / "farm", apply_sshd)
+    closed = free_port()
+    with (farm / "specs/farm.yaml").open("a") as specs:
+        specs.write(
+            f"---\nkind: WorkerPool\nname: gone\nhosts:\n"
+            f"  - {{host: 127.0.0.1, port: {closed}, user: {apply_sshd.user}, slots: 1, "
+            f"identity_file: {apply_sshd.client_key}}}\n"
+        )
+    process = apply(farm)
+    assert process.wait(timeout=300) == 0, (farm / "apply.err").read_text()
+    stored = results(farm)
+    assert len(stored) == TOTAL
+    workers = {a["worker"] for r in stored for a in r["attempts"]}  # type: ignore[attr-defined]
+    assert workers == {f"127.0.0.1:{apply_sshd.port}"}
+    assert [r["id"] for r in stored if len(r["attempts"]) != 1] == []  # type: ignore[arg-type]
+    bounced = [
+        line
+        for line in (farm / "apply.err").read_text().splitlines()
+        if line.startswith(f"WARNING: 127.0.0.1:{closed}/")
+    ]
+    # It fails at most `unhealthy_after` (3) times before no more work is offered to it.
+    assert 1 <= len(bounced) <= 3, bounced

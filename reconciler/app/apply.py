@@ -115,6 +115,7 @@ class Applier:
             )
             for host in self.hosts
         }
+        self.hosts_by_name = {host.name: host for host in self.hosts}
         self.slots = [
             WorkerSlot(host=host.name, slot=n, arch=host.arch, tags=host.tags)
             for host in self.hosts
@@ -184,7 +185,8 @@ class Applier:
         heartbeat = asyncio.create_task(self._heartbeat(running))
         try:
             while True:
-                for assignment in scheduler.dispatch(free_slots=free, now=self.clock()):
+                usable = [slot for slot in free if self.hosts_by_name[slot.host].healthy]
+                for assignment in scheduler.dispatch(free_slots=usable, now=self.clock()):
                     free.remove(assignment.slot)
                     self.journal.lease(
                         assignment.batch.id,

@@ -36,6 +36,11 @@ class WorkerHost(Protocol):
         """How many batches may run at once."""
 
     @property
+    def healthy(self) -> bool:
+        """False while the host cools down after repeated infrastructure failures: the
+        scheduler offers none of its slots until then."""
+
+    @property
     def workdir(self) -> str:
         """Absolute directory on the host under which workspaces and caches live."""
 

@@ -104,6 +104,11 @@ class LocalHost:
         return self._slots
 
     @property
+    def healthy(self) -> bool:
+        # The machine running the reconciler: if it is down, nothing is dispatched anyway.
+        return True
+
+    @property
     def workdir(self) -> str:
         return str(self._workdir)
 
