@@ -19,12 +19,13 @@ import secrets
 import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.adapters.closing import Closing
 from reconciler.adapters.owner_lock import JournalLocked, LockHolder, OwnerLock
+from reconciler.adapters.sqlite import transaction
 from reconciler.model.errors import InfrastructureError
 
 __all__ = [
@@ -261,17 +262,8 @@ class Journal(Closing):
             ).fetchall()
         return [LeaseRecord(*row) for row in rows]
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._connection)
 
     @contextmanager
     def _errors(self, *, doing: str) -> Iterator[None]:

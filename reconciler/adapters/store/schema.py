@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from reconciler.adapters.sqlite import transaction as transaction
 from reconciler.model.errors import StoreError
 from reconciler.model.results import BuildRecord, ResultRecord, Status
 
@@ -142,21 +143,6 @@ def wrapped_errors(path: Path, *, doing: str) -> Iterator[None]:
         raise StoreError(
             f"index error while {doing}: {exc}", where=str(path), hint=REINDEX_HINT
         ) from exc
-
-
-@contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    # IMMEDIATE takes the write lock up front, so a concurrent reader never forces a retry
-    # half-way through a batch.
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-    except BaseException:
-        # SQLite may already have rolled back (e.g. after SQLITE_FULL); don't mask the cause.
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
 
 
 def bump_generation(connection: sqlite3.Connection) -> None:
