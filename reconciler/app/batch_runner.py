@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 
 from reconciler.adapters.harness.base import BatchContext, HarnessAdapter, SubtestOutcome
 from reconciler.adapters.store.files import ResultStore
-from reconciler.app.worker_setup import HostWorkspace, runtime_env
+from reconciler.app.worker_setup import HostWorkspace, PreparationError, runtime_env
 from reconciler.core.identity import ResultIdentities, result_preimage
+from reconciler.model.errors import HarnessError
 from reconciler.model.execution import Batch
 from reconciler.model.results import VERDICTS, Attempt, BuildStatus, ResultRecord, Status
 
@@ -153,9 +154,17 @@ class BatchRunner:
             content = await host.read_file(path)
             if content is not None:
                 files[path] = content
-        final = adapter.parse_results(
-            output=result.output.decode(errors="replace"), files=files, expected=subtests
-        )
+        try:
+            final = adapter.parse_results(
+                output=result.output.decode(errors="replace"), files=files, expected=subtests
+            )
+        except HarnessError as error:
+            # Result files come from the worker: a truncated or hostile one says nothing about
+            # the tests. Subtests streamed before stay; the batch is retried like any breakage.
+            raise PreparationError(
+                f"{host.name}: unreadable results of {batch.test}: {error.message}",
+                hint="check the worker's disk; the batch is retried",
+            ) from error
         reported = {o.subtest for o in stream.seen} | {
             o.subtest for o in final if o.status is not Status.ERROR
         }
