@@ -53,6 +53,6 @@ def test_unreadable_result_files_are_an_infrastructure_failure_not_a_verdict(
             store=store,
             adapters={n: adapter_for(h, cache=cache) for n, h in specs.harnesses.items()},
         )
-        with pytest.raises(PreparationError, match="unreadable results of tests/j.t"):
+        with pytest.raises(PreparationError, match=r"unreadable results of tests/j\.t"):
             asyncio.run(runner.run(batch))
         assert list(store.iter_results()) == []
