@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from reconciler.app.apply import BACKOFF, _retry_state, result_ids_of_payload
+from reconciler.app.apply import BACKOFF, result_ids_of_payload
+from reconciler.app.backoff import wait_seconds
+from reconciler.app.watch import ERROR_BACKOFF
 
 
 def test_infrastructure_backoff_doubles_from_2_s_up_to_120_s() -> None:
-    waits = [BACKOFF(_retry_state(attempt)) for attempt in range(1, 10)]
+    waits = [wait_seconds(BACKOFF, attempt=attempt) for attempt in range(1, 10)]
     assert waits == [2, 4, 8, 16, 32, 64, 120, 120, 120]
+
+
+def test_a_failing_watch_pass_backs_off_from_5_s_up_to_5_minutes() -> None:
+    waits = [wait_seconds(ERROR_BACKOFF, attempt=attempt) for attempt in range(1, 9)]
+    assert waits == [5, 10, 20, 40, 80, 160, 300, 300]
 
 
 def test_a_lease_payload_names_exactly_the_results_of_its_batch() -> None:

@@ -276,3 +276,46 @@ def test_detailed_exitcode_turns_every_error_into_1(run: Run, quickstart: Path) 
     _edit_spec(quickstart, "url: ../examples/quickstart/repo", "url: file:///nonexistent/repo.git")
     assert run("plan", "--specs", str(quickstart / "specs"))[0] == 3
     assert run("plan", "--specs", str(quickstart / "specs"), "--detailed-exitcode")[0] == 1
+
+
+def _commit_all(repo: Path, message: str) -> None:
+    for args in (["add", "-A"], ["commit", "-q", "-m", message]):
+        subprocess.run(
+            ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+            check=True,
+            capture_output=True,
+        )
+
+
+def test_plan_base_head_shows_a_pull_requests_work_as_markdown(run: Run, quickstart: Path) -> None:
+    subprocess.run(["git", "init", "-q", "-b", "main", str(quickstart)], check=True)
+    (quickstart / ".gitignore").write_text(".reconciler/\nexamples/\n")
+    _commit_all(quickstart, "specs")
+    (quickstart / "specs/quickstart.yaml").write_text(
+        (quickstart / "specs/quickstart.yaml").read_text()
+        + '---\nkind: Profile\nname: o3\nbuild_env: {CFLAGS: "-O3"}\n'
+    )
+    _edit_spec(
+        quickstart,
+        "profiles: [default, debug]",
+        "profiles: [default, debug, o3]",
+        file="branches.yaml",
+    )
+    _commit_all(quickstart, "add o3")
+    specs = str(quickstart / "specs")
+    code, out, err = run(
+        "plan",
+        "--specs",
+        specs,
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+        "--format",
+        "markdown",
+        "--detailed-exitcode",
+    )
+    assert (code, err) == (2, "")
+    assert out.splitlines()[0].startswith("**Plan: +6 builds, +52 results to run (~")
+    assert "new profile" in out
+    assert run("plan", "--specs", specs, "--base", "HEAD~1")[0] == 1

@@ -50,3 +50,16 @@ run plan --specs specs
 step "Apply runs only the new profile's work"
 run apply --specs specs
 run plan --specs specs --detailed-exitcode
+
+step "Watch mode, one pass: status written back to the spec repo's reconciler/status branch"
+run watch --specs specs --once --host-id demo-host
+git log --oneline reconciler/status
+git ls-tree -r --name-only reconciler/status
+git show reconciler/status:demo-host/branches/main.md
+
+step "A proposed spec change on a branch: the plan a pull request would show (markdown)"
+git checkout -q -b pr/bigger-default
+sed -i 's/build_env: {CFLAGS: "-O2"}/build_env: {CFLAGS: "-O2 -fno-inline"}/' specs/quickstart.yaml
+git -c user.name=demo -c user.email=demo@example.org commit -q -am "specs: build default without inlining"
+run plan --specs specs --base main --head pr/bigger-default --format markdown
+git checkout -q main

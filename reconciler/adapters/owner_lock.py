@@ -47,14 +47,16 @@ class LockHolder:
 class JournalLocked(UserError):
     """Another live reconciler holds the journal: two would dispatch the same work twice."""
 
-    def __init__(self, lock_path: Path, holder: LockHolder | None) -> None:
+    def __init__(
+        self, lock_path: Path, holder: LockHolder | None, *, guarding: str = "store"
+    ) -> None:
         who = holder.describe() if holder is not None else "a process that has not said who it is"
         super().__init__(
-            f"another reconciler is running on this store ({who})",
+            f"another reconciler is running on this {guarding} ({who})",
             where=str(lock_path),
             hint=(
-                "only one reconciler may run per store: wait for that one to finish or stop it; "
-                "its lock is released the moment it exits, however it exits"
+                f"only one reconciler may run per {guarding}: wait for that one to finish or "
+                "stop it; its lock is released the moment it exits, however it exits"
             ),
         )
         self.lock_path = lock_path
@@ -70,8 +72,11 @@ class OwnerLock(Closing):
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, path: Path, *, now: float, owner: str) -> OwnerLock:
-        """Take the lock at `path` without waiting; `JournalLocked` if a live process holds it."""
+    def acquire(cls, path: Path, *, now: float, owner: str, guarding: str = "store") -> OwnerLock:
+        """Take the lock at `path` without waiting; `JournalLocked` if a live process holds it.
+
+        `guarding` names what the lock protects in the refusal ("store", "spec checkout").
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Not inherited by exec'd children (PEP 446). A forked child *without* exec would
@@ -84,7 +89,7 @@ class OwnerLock(Closing):
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise JournalLocked(path, holder) from None
+            raise JournalLocked(path, holder, guarding=guarding) from None
         except OSError as exc:
             os.close(fd)
             raise _lock_error(path, exc) from exc

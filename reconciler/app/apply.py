@@ -33,6 +33,7 @@ from reconciler.adapters.executors.base import WorkerHost
 from reconciler.adapters.harness.base import HarnessAdapter
 from reconciler.adapters.journal import Journal
 from reconciler.adapters.store.files import ResultStore
+from reconciler.app.backoff import wait_seconds
 from reconciler.app.batch_runner import UNREACHED_LIMIT, BatchOutcome, BatchRunner
 from reconciler.app.planning import IncrementalSnapshots, Planner
 from reconciler.app.work import batches_for
@@ -99,6 +100,8 @@ class Applier:
     clock: Callable[[], float] = time.time
     events: ApplyEvents = field(default_factory=ApplyEvents)
     summary: ApplySummary = field(default_factory=ApplySummary)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to stop dispatching: running batches finish, nothing new starts (SIGTERM)."""
 
     def __post_init__(self) -> None:
         self.workspaces = {
@@ -168,6 +171,8 @@ class Applier:
     async def run(self) -> ApplySummary:
         self.recover()
         for _ in range(MAX_ROUNDS):
+            if self.stop.is_set():
+                break
             plan, batches = self.plan_round()
             self.events.on_plan(plan, len(batches))
             if not batches:
@@ -186,6 +191,8 @@ class Applier:
         try:
             while True:
                 usable = [slot for slot in free if self.hosts_by_name[slot.host].healthy]
+                if self.stop.is_set():
+                    usable = []  # stopping: let running batches finish, start nothing new
                 for assignment in scheduler.dispatch(free_slots=usable, now=self.clock()):
                     free.remove(assignment.slot)
                     self.journal.lease(
@@ -195,11 +202,19 @@ class Applier:
                         now=self.clock(),
                     )
                     running[asyncio.create_task(self._run(assignment))] = assignment
-                if not running and not delayed:
+                if not running and (not delayed or self.stop.is_set()):
                     break
-                done, _ = await asyncio.wait(
-                    [*running, *delayed], return_when=asyncio.FIRST_COMPLETED
-                )
+                # Wake on the stop signal too, but only until it is set: once stopping, wait for
+                # running batches alone.
+                waiters: list[asyncio.Future[Any]] = [*running, *delayed]
+                stopping = None
+                if not self.stop.is_set():
+                    stopping = asyncio.ensure_future(self.stop.wait())
+                    waiters.append(stopping)
+                done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if stopping is not None:
+                    stopping.cancel()
+                    done.discard(stopping)
                 for finished in done:
                     if finished in delayed:
                         delayed.discard(cast(asyncio.Task[None], finished))
@@ -214,6 +229,10 @@ class Applier:
             heartbeat.cancel()
             for pending in [*running, *delayed]:
                 pending.cancel()
+            # Batches cut short (a second signal, an error elsewhere): their finished subtests
+            # are stored; releasing the lease lets the next pass plan the rest at once.
+            for assignment in running.values():
+                self.journal.release(assignment.batch.id)
 
     async def _run(self, assignment: Assignment) -> BatchOutcome:
         outcome = await self.runners[assignment.slot.host].run(assignment.batch)
@@ -249,7 +268,7 @@ class Applier:
         if failures >= MAX_INFRA_ATTEMPTS:
             scheduler.complete(batch.id, now=now)  # cools down; a later reconcile retries
             return None
-        delay = BACKOFF(_retry_state(failures))
+        delay = wait_seconds(BACKOFF, attempt=failures)
 
         async def requeue_later() -> None:
             await asyncio.sleep(delay)
@@ -263,9 +282,3 @@ class Applier:
             now = self.clock()
             for assignment in list(running.values()):
                 self.journal.renew(assignment.batch.id, now=now)
-
-
-def _retry_state(attempt: int) -> tenacity.RetryCallState:
-    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from reconciler.adapters.git import GitResolver
@@ -12,11 +13,13 @@ from reconciler.adapters.schema_files import schema_drift, write_schemas
 from reconciler.adapters.spec_loader import load_specs
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.applying import HostOptions, run_apply
+from reconciler.app.plan_diff import run_plan_diff
 from reconciler.app.plan_render import RENDERERS, summary_line
 from reconciler.app.planning import Planner, Workspace
 from reconciler.app.progress import ApplyProgress, render_summary
+from reconciler.app.watch import WatchOptions, run_watch
 from reconciler.app.workers import list_workers, render_workers
-from reconciler.model.errors import ExitCode, StoreError
+from reconciler.model.errors import ExitCode, StoreError, UserError
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
@@ -41,6 +44,16 @@ def validate(args: argparse.Namespace) -> int:
 
 def plan(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
+    base, head = getattr(args, "base", None), getattr(args, "head", None)
+    if (base is None) != (head is None):
+        raise UserError("--base and --head go together", hint="give both revisions, or neither")
+    if base is not None and head is not None:
+        text, diff = run_plan_diff(
+            workspace, base=base, head=head, fmt=args.format, fetch=not args.no_fetch
+        )
+        sys.stdout.write(text)
+        pending = diff.builds.added_to_run or diff.results.added_to_run
+        return ExitCode.PENDING if args.detailed_exitcode and pending else ExitCode.OK
     specs = load_specs(workspace.spec_dir)
     planner = Planner(
         git=GitResolver(workspace.git_cache, fetch=not args.no_fetch),
@@ -136,3 +149,20 @@ def workers(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_workers(rows))
     return ExitCode.OK
+
+
+def watch(args: argparse.Namespace) -> int:
+    # A service's log is its interface: one line per pass, whatever -v says.
+    logging.getLogger("reconciler.app.watch").setLevel(logging.INFO)
+    defaults = WatchOptions()
+    options = WatchOptions(
+        interval=args.interval,
+        fetch_interval=args.fetch_interval,
+        debounce=args.debounce,
+        once=args.once,
+        host_id=args.host_id or defaults.host_id,
+        status=not args.no_status,
+        status_branch=args.status_branch,
+        status_remote=args.status_remote,
+    )
+    return run_watch(_workspace(args), options=options, hosts=_host_options(args))

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--no-fetch", action="store_true", help="use cached mirrors of remote repos as they are"
     )
+    plan.add_argument(
+        "--base",
+        metavar="REV",
+        help="with --head: plan what changing the specs from REV to --head adds, removes, reuses",
+    )
+    plan.add_argument("--head", metavar="REV", help="the spec repo revision under review")
     plan.set_defaults(run=commands.plan)
 
     for name, help_text, run in (
@@ -109,6 +115,55 @@ def build_parser() -> argparse.ArgumentParser:
             "--no-fetch", action="store_true", help="use cached mirrors of remote repos as they are"
         )
         runner.set_defaults(run=run)
+
+    watch = sub.add_parser(
+        "watch", help="reconcile on spec changes, new commits and an interval (a service)"
+    )
+    _add_specs(watch)
+    _add_store(watch)
+    _add_hosts(watch)
+    watch.add_argument(
+        "--interval",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="reconcile at least this often (default 300)",
+    )
+    watch.add_argument(
+        "--fetch-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="poll tracked branches' remotes this often (default 60)",
+    )
+    watch.add_argument(
+        "--debounce",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="gather a burst of spec edits into one pass (default 2)",
+    )
+    watch.add_argument("--once", action="store_true", help="run one pass and exit")
+    watch.add_argument(
+        "--host-id",
+        default=None,
+        metavar="ID",
+        help="this reconciler's directory on the status branch (default: hostname)",
+    )
+    watch.add_argument(
+        "--status-branch",
+        default="reconciler/status",
+        metavar="BRANCH",
+        help="branch of the spec repo status is written to",
+    )
+    watch.add_argument(
+        "--status-remote",
+        default="origin",
+        metavar="REMOTE",
+        help="remote the status branch is pushed to, when the spec repo has it",
+    )
+    watch.add_argument("--no-status", action="store_true", help="do not write status back")
+    watch.set_defaults(run=commands.watch)
 
     workers = sub.add_parser("workers", help="list worker hosts, slots, health, running batches")
     _add_specs(workers)

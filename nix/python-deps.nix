@@ -1,0 +1,15 @@
+# pyproject.toml's [project] dependencies by their nixpkgs names, for the package and the dev
+# shell. Takes a Python package set (python3Packages, or `ps` in python3.withPackages).
+ps: with ps; [
+  pydantic
+  ruamel-yaml
+  gitpython
+  jsonschema
+  tenacity
+  watchfiles
+  asyncssh
+  brotli
+  rich
+  tappy # PyPI "tap.py", imported as `tap`
+  defusedxml
+]
