@@ -119,3 +119,32 @@ def test_sigterm_mid_batch_exits_0_and_the_next_watch_finishes_the_work(
     stored = results(farm)
     assert len(stored) == TOTAL
     assert [r["id"] for r in stored if len(r["attempts"]) != 1] == []  # type: ignore[arg-type]
+
+
+def test_a_branch_git_cannot_resolve_is_written_as_stalled_and_once_exits_1(
+    tmp_path: Path,
+) -> None:
+    from .farms import git
+
+    farm = make_slow_farm(tmp_path / "farm")
+    specs_file = farm / "specs/farm.yaml"
+    specs_file.write_text(specs_file.read_text().replace("ref: main", "ref: no-such-branch"))
+    (farm / ".gitignore").write_text(".reconciler/\nrepo/\nwatch.log\n")
+    git(farm, "init", "-q", "-b", "main")
+    git(farm, "add", ".gitignore", "specs")
+    git(farm, "commit", "-q", "-m", "specs")
+    done = watch(farm, "--once", "--host-id", "h1")
+    assert done.wait(timeout=120) == 1, (farm / "watch.log").read_text()
+    shown = subprocess.run(
+        ["git", "-C", str(farm), "show", "reconciler/status:h1/branches/main.json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status = json.loads(shown.stdout)
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
+        ("Ready", "False", "ResolutionFailed"),
+        ("Reconciling", "False", "ResolutionFailed"),
+        ("Stalled", "True", "ResolutionFailed"),
+    ]
+    assert "no-such-branch" in status["conditions"][2]["message"]

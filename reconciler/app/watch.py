@@ -39,7 +39,8 @@ from reconciler.adapters.store.files import ResultStore
 from reconciler.app.apply import Applier, ApplySummary
 from reconciler.app.applying import HostOptions
 from reconciler.app.backoff import wait_seconds
-from reconciler.app.planning import Planner, Workspace
+from reconciler.app.planning import Planner, ResolutionErrors, Workspace
+from reconciler.model.desired import DesiredState
 from reconciler.model.errors import ReconcilerError, UserError
 from reconciler.model.specset import SpecSet
 
@@ -72,6 +73,30 @@ class PassReport:
     summary: ApplySummary | None = None
     status_commit: str | None = None
     error: str | None = None
+    exit_code: int = 0
+    """What `watch --once` exits with: the failed pass's error code, else 0."""
+
+
+def stalled_branches(specs: SpecSet, error: ReconcilerError) -> dict[str, str]:
+    """Which branches a failed pass leaves stalled, and why (one line each).
+
+    A git error names the spec that asked for it; a branch's own error stalls that branch, any
+    other (its baseline's, a harness's, the store's) stalls every branch that could not run.
+    """
+    errors = error.errors if isinstance(error, ResolutionErrors) else [error]
+    by_location = {specs.where(branch): name for name, branch in specs.branches.items()}
+    stalled: dict[str, str] = {}
+    shared: list[str] = []
+    for each in errors:
+        branch = by_location.get(each.where or "")
+        if branch is not None:
+            stalled[branch] = each.message
+        else:
+            shared.append(each.message)
+    if shared:
+        for name in specs.branches:
+            stalled.setdefault(name, "; ".join(shared))
+    return stalled
 
 
 class Watcher:
@@ -130,14 +155,13 @@ class Watcher:
             cache = stack.enter_context(SqliteEnumerationCache(self.workspace.enumeration_cache))
             watcher = asyncio.create_task(self._watch_specs())
             try:
-                await self._loop(store=store, journal=journal, cache=cache)
+                return await self._loop(store=store, journal=journal, cache=cache)
             finally:
                 watcher.cancel()
-        return 0
 
     async def _loop(
         self, *, store: ResultStore, journal: Journal, cache: SqliteEnumerationCache
-    ) -> None:
+    ) -> int:
         trigger = "start"
         failures = 0
         while not self.stop.is_set():
@@ -154,12 +178,15 @@ class Watcher:
             except asyncio.CancelledError:
                 report.error = "cut short by a second signal"
             log.info(self._describe(report, seconds=self.clock() - started))
-            if self.options.once or self.stop.is_set():
+            if self.options.once:
+                return report.exit_code
+            if self.stop.is_set():
                 break
             wait = self.options.interval
             if failures:
                 wait = min(wait, wait_seconds(ERROR_BACKOFF, attempt=failures))
             trigger = await self._next_trigger(wait)
+        return 0
 
     async def _pass(
         self,
@@ -173,6 +200,7 @@ class Watcher:
             specs = load_specs(self.workspace.spec_dir)
         except UserError as error:
             report.error = f"specs do not validate; waiting for a change:\n{error}"
+            report.exit_code = int(error.exit_code)
             return
         planner = Planner(git=GitResolver(self.workspace.git_cache, fetch=True), cache=cache)
         hosts = hosts_from_specs(
@@ -197,7 +225,8 @@ class Watcher:
             report.summary = await applier.run()
         except ReconcilerError as error:
             report.error = str(error)
-            stalled = {branch: error.message for branch in specs.branches}
+            report.exit_code = int(error.exit_code)
+            stalled = stalled_branches(specs, error)
         finally:
             for host in hosts:
                 await host.close()
@@ -219,7 +248,8 @@ class Watcher:
         from reconciler.app.status import spec_revision, write_status
 
         try:
-            desired = planner.desired(specs)
+            # When git could not resolve the specs there is nothing to count, only why.
+            desired = DesiredState(slots=()) if stalled else planner.desired(specs)
             plan = planner.plan(desired, store.index.snapshot(desired))
             result = write_status(
                 specs=specs,
