@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.adapters.executors.base import WorkerHost
 from reconciler.adapters.executors.pool import hosts_from_specs
 from reconciler.adapters.git import GitResolver
 from reconciler.adapters.harness.enumeration_cache import SqliteEnumerationCache
@@ -20,6 +21,7 @@ from reconciler.app.apply import Applier, ApplyEvents, ApplySummary
 from reconciler.app.commit_summary import commit_counts, render_commit_summary
 from reconciler.app.planning import Planner, Workspace
 from reconciler.model.plan import Plan
+from reconciler.model.specset import SpecSet
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,17 @@ class HostOptions:
     known_hosts: Path | None = None
     accept_new: bool = False
     local_slots: int | None = None
+
+
+def worker_hosts(specs: SpecSet, *, workspace: Workspace, options: HostOptions) -> list[WorkerHost]:
+    """The hosts batches run on: every WorkerPool's SSH hosts, else the local machine."""
+    return hosts_from_specs(
+        specs.worker_pools,
+        known_hosts=options.known_hosts,
+        accept_new=options.accept_new,
+        local_workdir=workspace.state_dir / "work",
+        local_slots=options.local_slots,
+    )
 
 
 @dataclass(frozen=True)
@@ -50,13 +63,7 @@ def run_apply(
         cache = stack.enter_context(SqliteEnumerationCache(workspace.enumeration_cache))
         journal = stack.enter_context(Journal.open(workspace.journal, now=clock()))
         planner = Planner(git=GitResolver(workspace.git_cache, fetch=fetch), cache=cache)
-        hosts = hosts_from_specs(
-            specs.worker_pools,
-            known_hosts=options.known_hosts,
-            accept_new=options.accept_new,
-            local_workdir=workspace.state_dir / "work",
-            local_slots=options.local_slots,
-        )
+        hosts = worker_hosts(specs, workspace=workspace, options=options)
         applier = Applier(
             specs=specs,
             planner=planner,

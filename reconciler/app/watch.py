@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import tenacity
 import watchfiles
 
-from reconciler.adapters.executors.pool import hosts_from_specs
 from reconciler.adapters.git import GitResolver
 from reconciler.adapters.harness.enumeration_cache import SqliteEnumerationCache
 from reconciler.adapters.harness.registry import adapter_for
@@ -37,7 +36,7 @@ from reconciler.adapters.owner_lock import OwnerLock
 from reconciler.adapters.spec_loader import load_specs
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.apply import Applier, ApplySummary
-from reconciler.app.applying import HostOptions
+from reconciler.app.applying import HostOptions, worker_hosts
 from reconciler.app.backoff import wait_seconds
 from reconciler.app.planning import Planner, ResolutionErrors, Workspace
 from reconciler.model.desired import DesiredState
@@ -203,13 +202,7 @@ class Watcher:
             report.exit_code = int(error.exit_code)
             return
         planner = Planner(git=GitResolver(self.workspace.git_cache, fetch=True), cache=cache)
-        hosts = hosts_from_specs(
-            specs.worker_pools,
-            known_hosts=self.host_options.known_hosts,
-            accept_new=self.host_options.accept_new,
-            local_workdir=self.workspace.state_dir / "work",
-            local_slots=self.host_options.local_slots,
-        )
+        hosts = worker_hosts(specs, workspace=self.workspace, options=self.host_options)
         applier = Applier(
             specs=specs,
             planner=planner,

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.adapters.executors.base import WorkerHost
-from reconciler.adapters.executors.pool import hosts_from_specs
 from reconciler.adapters.journal import read_leases
-from reconciler.app.applying import HostOptions
+from reconciler.app.applying import HostOptions, worker_hosts
 from reconciler.app.planning import Workspace
 from reconciler.model.errors import ReconcilerError
 from reconciler.model.specset import SpecSet
@@ -58,13 +57,7 @@ async def _probe(host: WorkerHost) -> tuple[bool, str]:
 
 
 def list_workers(workspace: Workspace, *, specs: SpecSet, options: HostOptions) -> list[WorkerRow]:
-    hosts = hosts_from_specs(
-        specs.worker_pools,
-        known_hosts=options.known_hosts,
-        accept_new=options.accept_new,
-        local_workdir=workspace.state_dir / "work",
-        local_slots=options.local_slots,
-    )
+    hosts = worker_hosts(specs, workspace=workspace, options=options)
 
     async def probe_all() -> list[tuple[bool, str]]:
         return list(await asyncio.gather(*(_probe(host) for host in hosts)))
