@@ -15,11 +15,15 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from reconciler import __version__
 from reconciler.model.errors import ExitCode, ReconcilerError
 
 INTERNAL_ERROR = 70
+
+# Modules with `register(subparsers, *, add_specs, add_store)`; each adds its subcommands.
+COMMAND_FAMILIES: list[Any] = []
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -182,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_specs(verify)
     _add_store(verify)
     verify.set_defaults(run=commands.store_verify)
+
+    # Command families that live in their own modules register themselves here.
+    for family in COMMAND_FAMILIES:
+        family.register(sub, add_specs=_add_specs, add_store=_add_store)
 
     schemas = sub.add_parser("schemas", help="write or check the JSON Schemas of the specs")
     schemas.add_argument("dir", type=Path, nargs="?", default=Path("schemas"))
