@@ -425,3 +425,48 @@ def test_store_round_trips_arbitrary_records(records: list[ResultRecord]) -> Non
                 ).encode()
             )
         assert not any(name.startswith(".") for _, _, names in os.walk(directory) for name in names)
+
+
+def test_bulk_put_writes_new_records_and_merges_existing_ones(
+    store: ResultStore, store_root: Path
+) -> None:
+    first = store_result("a", Status.FAIL)
+    store.put_result(first)
+    again = store_result("a", Status.PASS, attempts=[Attempt(status=Status.PASS, duration=2.0)])
+    fresh = [store_result(f"n{i}", Status.PASS) for i in range(20)]
+    assert store.put_results([again, *fresh]) == 21
+    merged = store.get_result(first.id)
+    assert merged is not None
+    assert (merged.status, [a.status for a in merged.attempts]) == (
+        Status.FAIL,
+        [Status.FAIL, Status.PASS],
+    )
+    assert all(store.get_result(r.id) == r for r in fresh)
+    assert len(store.results_for_unit(UNIT)) == 21
+    assert [p for p in store_files_under(store_root) if p.endswith(".tmp")] == []
+
+
+def test_a_bulk_put_cut_short_before_its_renames_leaves_no_record_and_no_temp_file(
+    store: ResultStore, store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = [store_result(f"n{i}", Status.PASS) for i in range(10)]
+    real_replace = os.replace
+    calls = []
+
+    def dying_replace(src: Any, dst: Any) -> None:
+        calls.append(dst)
+        if len(calls) == 4:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(StoreError):
+        store.put_results(fresh)
+    monkeypatch.setattr(os, "replace", real_replace)
+    on_disk = store_files_under(store_root / "results")
+    assert [p for p in on_disk if p.endswith(".tmp")] == []
+    # Renamed records are whole and valid; the rest are absent, and the index agrees after repair.
+    for record in fresh:
+        got = store.get_result(record.id)
+        assert got is None or got == record
+    assert len([r for r in fresh if store.get_result(r.id) is not None]) == 3

@@ -91,3 +91,40 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         raise store_write_error(path, exc) from exc
     write_atomic(path, data)
     return True
+
+
+def write_many_atomic(files: list[tuple[Path, bytes]]) -> None:
+    """Write many new files atomically, paying for durability once per batch, not per file.
+
+    Every file is written to a temp name first; one `sync` makes all their data durable; only
+    then are they renamed into place, and each touched directory is fsynced once. A crash at any
+    point leaves every target either absent or whole (stray temp files are skipped by store walks
+    and `store verify`), exactly as `write_atomic` would, at a fraction of its fsyncs.
+    """
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            directory = path.parent
+            directory.mkdir(parents=True, exist_ok=True)
+            temp = directory / f"{TEMP_PREFIX}{path.name}.{os.getpid()}{TEMP_SUFFIX}"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            temps.append((temp, path))
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        if temps:
+            # One flush for the whole batch (Python has no syncfs; sync covers it).
+            os.sync()
+        for temp, path in temps:
+            os.replace(temp, path)
+        for directory in {path.parent for _, path in temps}:
+            fsync_directory(directory)
+    except BaseException as exc:
+        for temp, _ in temps:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        if isinstance(exc, OSError):
+            failed = temps[-1][1] if temps else (files[0][0] if files else Path("."))
+            raise store_write_error(failed, exc) from exc
+        raise
