@@ -469,4 +469,5 @@ def test_a_bulk_put_cut_short_before_its_renames_leaves_no_record_and_no_temp_fi
     for record in fresh:
         got = store.get_result(record.id)
         assert got is None or got == record
-    assert len([r for r in fresh if store.get_result(r.id) is not None]) == 3
+    # Renames run on threads, so which of the others landed varies; the failed one did not.
+    assert calls[3] not in {store.layout.result_path(r.id) for r in fresh if store.get_result(r.id)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from reconciler.model.errors import StoreError
@@ -93,38 +94,46 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_many_atomic(files: list[tuple[Path, bytes]]) -> None:
+def write_many_atomic(files: list[tuple[Path, bytes]], *, threads: int = 4) -> None:
     """Write many new files atomically, paying for durability once per batch, not per file.
 
     Every file is written to a temp name first; one `sync` makes all their data durable; only
     then are they renamed into place, and each touched directory is fsynced once. A crash at any
     point leaves every target either absent or whole (stray temp files are skipped by store walks
-    and `store verify`), exactly as `write_atomic` would, at a fraction of its fsyncs.
+    and `store verify`), exactly as `write_atomic` would, at a fraction of its fsyncs. File
+    creation dominates on ext4 (~100 us each here) and releases the GIL, so it runs on threads.
     """
-    temps: list[tuple[Path, Path]] = []
+    temps = [
+        (path.parent / f"{TEMP_PREFIX}{path.name}.{os.getpid()}{TEMP_SUFFIX}", path, data)
+        for path, data in files
+    ]
+
+    def write(item: tuple[Path, Path, bytes]) -> None:
+        temp, _, data = item
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def rename(item: tuple[Path, Path, bytes]) -> None:
+        os.replace(item[0], item[1])
+
     try:
-        for path, data in files:
-            directory = path.parent
+        for directory in {path.parent for _, path, _ in temps}:
             directory.mkdir(parents=True, exist_ok=True)
-            temp = directory / f"{TEMP_PREFIX}{path.name}.{os.getpid()}{TEMP_SUFFIX}"
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            temps.append((temp, path))
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-        if temps:
-            # One flush for the whole batch (Python has no syncfs; sync covers it).
-            os.sync()
-        for temp, path in temps:
-            os.replace(temp, path)
-        for directory in {path.parent for _, path in temps}:
-            fsync_directory(directory)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(write, temps))
+            if temps:
+                # One flush for the whole batch (Python has no syncfs; sync covers it).
+                os.sync()
+            list(pool.map(rename, temps))
+            list(pool.map(fsync_directory, {path.parent for _, path, _ in temps}))
     except BaseException as exc:
-        for temp, _ in temps:
+        for temp, _, _ in temps:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         if isinstance(exc, OSError):
-            failed = temps[-1][1] if temps else (files[0][0] if files else Path("."))
+            failed = Path(exc.filename) if exc.filename else (temps[0][1] if temps else Path("."))
             raise store_write_error(failed, exc) from exc
         raise

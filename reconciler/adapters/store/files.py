@@ -44,6 +44,9 @@ RecordT = TypeVar("RecordT", bound=BaseModel)
 # Records per index transaction in `put_results`: large enough that commits are not the cost,
 # small enough that a crash loses little index work (the files are already safe).
 INDEX_BATCH = 5_000
+# Records per bulk write: one filesystem sync each, so larger is cheaper, bounded by memory
+# (~1 KiB a record).
+BULK_BATCH = 50_000
 
 
 class ResultStore(Closing):
@@ -89,7 +92,7 @@ class ResultStore(Closing):
         for record in records:
             batch.append(record)
             count += 1
-            if len(batch) >= INDEX_BATCH:
+            if len(batch) >= BULK_BATCH:
                 self._put_batch(batch)
                 batch = []
         if batch:
