@@ -68,11 +68,11 @@ def git(repo: Path, *args: str) -> None:
     )
 
 
-def make_slow_farm(farm: Path, *, extra_specs: str = "") -> Path:
+def make_slow_farm(farm: Path, *, extra_specs: str = "", commits: int = COMMITS) -> Path:
     repo = farm / "repo"
     (repo / "tests").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
-    for commit in range(COMMITS):
+    for commit in range(commits):
         (repo / "build.sh").write_text(f"sleep 0.1\necho built {commit} > built.txt\n")
         for script in ("a", "b"):
             names = [f"{'fail' if i == 3 else 'check'}_{script}{i}" for i in range(SUBTESTS)]
@@ -83,7 +83,7 @@ def make_slow_farm(farm: Path, *, extra_specs: str = "") -> Path:
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", f"commit {commit}")
     (farm / "specs").mkdir()
-    (farm / "specs/farm.yaml").write_text(SPECS.format(repo=repo, commits=COMMITS) + extra_specs)
+    (farm / "specs/farm.yaml").write_text(SPECS.format(repo=repo, commits=commits) + extra_specs)
     return farm
 
 

@@ -19,7 +19,6 @@ import pytest
 
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.explain import explain
-from reconciler.cli import compare_commands
 from reconciler.cli import main as cli
 from reconciler.core.identity import Identity, identity_of
 from reconciler.model.errors import UserError
@@ -71,9 +70,6 @@ def private(applied: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
-    if compare_commands not in cli.COMMAND_FAMILIES:
-        monkeypatch.setattr(cli, "COMMAND_FAMILIES", [*cli.COMMAND_FAMILIES, compare_commands])
-
     def invoke(farm: Path, *argv: str) -> tuple[int, str, str]:
         code = cli.main([*argv, "--specs", str(farm / "specs")])
         out, err = capsys.readouterr()

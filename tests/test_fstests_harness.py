@@ -29,7 +29,8 @@ from reconciler.model.results import Status
 from reconciler.model.specs import Harness, TestGroup
 from tests.test_command_harness import commit_all, git
 
-DATA = Path("/work/shared/data")
+from .shared_data import DATA
+
 RESULT_XML = DATA / "xfstests-dash-btrfs-fstests.xml"
 CHECK_LOG = DATA / "fuse-xfstests-check.log"
 CHECK_TIME = DATA / "fuse-xfstests-check.time"

@@ -63,3 +63,17 @@ sed -i 's/build_env: {CFLAGS: "-O2"}/build_env: {CFLAGS: "-O2 -fno-inline"}/' sp
 git -c user.name=demo -c user.email=demo@example.org commit -q -am "specs: build default without inlining"
 run plan --specs specs --base main --head pr/bigger-default --format markdown
 git checkout -q main
+
+step "Query results like ci-status: the branch log, then one commit"
+run log main --specs specs
+run show 8bb4635 --specs specs
+
+step "Compare the breaking commit with the v1.0 baseline (a gate: exit 1 on a regression)"
+status=0
+run compare baseline:v1.0 main@8bb4635 --profile default --specs specs || status=$?
+echo "(compare exited $status: 1 means a regression, as expected here)"
+[ "$status" = 1 ]
+
+step "The dashboard"
+run dashboard --specs specs --out "$demo/dashboard"
+echo "dashboard: $demo/dashboard/index.html"

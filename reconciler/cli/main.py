@@ -18,13 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.cli import compare_commands
+from reconciler.cli import (
+    compare_commands,
+    dashboard_commands,
+    export_commands,
+    import_commands,
+    query_commands,
+)
 from reconciler.model.errors import ExitCode, ReconcilerError
 
 INTERNAL_ERROR = 70
 
 # Modules with `register(subparsers, *, add_specs, add_store)`; each adds its subcommands.
-COMMAND_FAMILIES: list[Any] = [compare_commands]
+COMMAND_FAMILIES: list[Any] = [
+    compare_commands,
+    import_commands,
+    export_commands,
+    dashboard_commands,
+    query_commands,
+]
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from reconciler.adapters.closing import Closing
+from reconciler.adapters.store.aggregates import (
+    SummedCounts,
+    UnitCounts,
+    results_for_units,
+    summed_counts,
+    unit_counts,
+)
 from reconciler.adapters.store.layout import StoreLayout
 from reconciler.adapters.store.queries import (
     StoredResult,
@@ -55,13 +62,19 @@ log = logging.getLogger(__name__)
 
 _SELECT_RESULT = "SELECT id, unit, build, test, subtest, status, duration FROM results WHERE id = ?"
 _UNIT_DELTA = """
-INSERT INTO units VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (unit) DO UPDATE SET
     verdicts = verdicts + excluded.verdicts,
     errors = errors + excluded.errors,
     duration_sum = duration_sum + excluded.duration_sum,
-    timed = timed + excluded.timed
+    timed = timed + excluded.timed,
+    passed = passed + excluded.passed,
+    failed = failed + excluded.failed,
+    skipped = skipped + excluded.skipped,
+    timed_out = timed_out + excluded.timed_out
 """
+# The order of the units table's per-verdict columns (passed, failed, skipped, timed_out).
+_COUNTED_VERDICTS = (Status.PASS, Status.FAIL, Status.SKIP, Status.TIMEOUT)
 _TEST_DELTA = """
 INSERT INTO tests VALUES (?, ?, ?)
 ON CONFLICT (test) DO UPDATE SET
@@ -191,6 +204,22 @@ class StoreIndex(Closing):
         with wrapped_errors(self.path, doing="listing a unit's results"):
             return results_for_unit(self._connection, unit_id)
 
+    def unit_counts(self, units: Collection[str]) -> dict[str, UnitCounts]:
+        """Stored counts by status of each of `units` (absent: nothing stored), for queries."""
+        with wrapped_errors(self.path, doing="reading unit counts"):
+            return unit_counts(self._connection, units)
+
+    def summed_counts(self, groups: Sequence[Sequence[tuple[str, int]]]) -> list[SummedCounts]:
+        """Per group of (unit, desired subtest count): its units' counts summed (see
+        `aggregates.SummedCounts`), for the query commands."""
+        with wrapped_errors(self.path, doing="summing unit counts"):
+            return summed_counts(self._connection, groups)
+
+    def results_for_units(self, units: Collection[str]) -> dict[str, list[StoredResult]]:
+        """The indexed results of each of `units`, read in one transaction."""
+        with wrapped_errors(self.path, doing="listing units' results"):
+            return results_for_units(self._connection, units)
+
     def add_build(self, record: BuildRecord) -> bool:
         row = build_row(record)
         connection = self._connection
@@ -242,7 +271,16 @@ def _apply_delta(connection: sqlite3.Connection, row: ResultRow, *, sign: int) -
     seconds = duration if timed and duration is not None else 0.0
     connection.execute(
         _UNIT_DELTA,
-        (unit, build, test, sign * (not is_error), sign * is_error, sign * seconds, sign * timed),
+        (
+            unit,
+            build,
+            test,
+            sign * (not is_error),
+            sign * is_error,
+            sign * seconds,
+            sign * timed,
+            *(sign * (status == verdict.value) for verdict in _COUNTED_VERDICTS),
+        ),
     )
     if timed:
         connection.execute(_TEST_DELTA, (test, sign * seconds, sign))

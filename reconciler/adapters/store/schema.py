@@ -5,6 +5,8 @@ The index is derived from the record files, so it is tuned for speed over durabi
 restores from the files). Per-unit and per-test aggregates are materialised so the planner reads
 one row per test file instead of grouping millions of subtest rows; per-(test, subtest) duration
 sums likewise, so the scheduler can pack batches from history without grouping across builds.
+The per-unit rows also count each verdict (pass, fail, skip, timeout), so the query commands
+(`log` over hundreds of commits) sum a commit's counts from ~170 rows instead of ~13,000.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ ResultRow = tuple[str, str, str, str, str, str, float | None]
 BuildRow = tuple[str, str, str | None]
 """(id, status, source_tree): one row of the `builds` table."""
 
-# 2: the `durations` table (per-subtest history for batch packing). An index of another version
-# is rebuilt from the files when opened.
-SCHEMA_VERSION = 2
+# 2: the `durations` table (per-subtest history for batch packing). 3: per-verdict counts in
+# `units` (for the query commands). An index of another version is rebuilt from the files when
+# opened.
+SCHEMA_VERSION = 3
 REINDEX_HINT = "run `reconciler store reindex` to rebuild the index from the record files"
 
 # Tables only; secondary indexes are separate so a full rebuild can create them after the bulk
@@ -51,7 +54,11 @@ CREATE TABLE units (
     verdicts INTEGER NOT NULL,
     errors INTEGER NOT NULL,
     duration_sum REAL NOT NULL,
-    timed INTEGER NOT NULL
+    timed INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    timed_out INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE tests (
     test TEXT PRIMARY KEY,
@@ -82,13 +89,15 @@ CREATE INDEX builds_by_tree ON builds (source_tree);
 """
 
 # Error results never count towards durations: an ssh timeout says nothing about the test.
-# Bind `ERROR_PARAM` when running it.
+# Bind `ERROR_PARAM` (which names every status) when running it.
 UNIT_AGGREGATE = """
 SELECT a.unit, a.build, a.test,
        sum(r.status <> :error),
        sum(r.status = :error),
        total(CASE WHEN r.status <> :error THEN r.duration END),
-       count(CASE WHEN r.status <> :error THEN r.duration END)
+       count(CASE WHEN r.status <> :error THEN r.duration END),
+       sum(r.status = :pass), sum(r.status = :fail), sum(r.status = :skip),
+       sum(r.status = :timeout)
 FROM temp.affected_units AS a JOIN results AS r ON r.unit = a.unit
 GROUP BY a.unit
 """
@@ -101,7 +110,7 @@ WHERE u.test IN (SELECT DISTINCT test FROM temp.affected_units)
   AND r.status <> :error AND r.duration IS NOT NULL
 GROUP BY u.test, r.subtest
 """
-ERROR_PARAM = {"error": Status.ERROR.value}
+ERROR_PARAM = {status.value: status.value for status in Status}
 
 INSERT_RESULT = "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)"
 

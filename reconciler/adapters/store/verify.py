@@ -28,7 +28,8 @@ from reconciler.model.results import BuildRecord, ResultRecord
 _UNITS_FROM_RESULTS = """
 SELECT unit, sum(status <> :error), sum(status = :error),
        total(CASE WHEN status <> :error THEN duration END),
-       count(CASE WHEN status <> :error THEN duration END)
+       count(CASE WHEN status <> :error THEN duration END),
+       sum(status = :pass), sum(status = :fail), sum(status = :skip), sum(status = :timeout)
 FROM results GROUP BY unit ORDER BY unit
 """
 
@@ -134,7 +135,8 @@ class _Verifier:
     def units(self) -> None:
         computed = self.connection.execute(_UNITS_FROM_RESULTS, ERROR_PARAM)
         stored = self.connection.execute(
-            "SELECT unit, verdicts, errors, duration_sum, timed FROM units ORDER BY unit"
+            "SELECT unit, verdicts, errors, duration_sum, timed, "
+            "passed, failed, skipped, timed_out FROM units ORDER BY unit"
         )
         want = next(computed, None)
         have = next(stored, None)
@@ -146,10 +148,15 @@ class _Verifier:
                 self.problems.append(f"unit {have[0]}: units row but no results")
                 have = next(stored, None)
             elif want is not None and have is not None:
-                if not _same_aggregate(want[1:], have[1:]):
+                if not _same_aggregate(want[1:5], have[1:5]):
                     self.problems.append(
                         f"unit {want[0]}: index counts (verdicts, errors, seconds, timed) "
-                        f"{tuple(have[1:])} but its results give {tuple(want[1:])}"
+                        f"{tuple(have[1:5])} but its results give {tuple(want[1:5])}"
+                    )
+                if tuple(want[5:]) != tuple(have[5:]):
+                    self.problems.append(
+                        f"unit {want[0]}: index verdict counts (pass, fail, skip, timeout) "
+                        f"{tuple(have[5:])} but its results give {tuple(want[5:])}"
                     )
                 want = next(computed, None)
                 have = next(stored, None)
