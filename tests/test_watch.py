@@ -148,3 +148,18 @@ def test_a_branch_git_cannot_resolve_is_written_as_stalled_and_once_exits_1(
         ("Stalled", "True", "ResolutionFailed"),
     ]
     assert "no-such-branch" in status["conditions"][2]["message"]
+
+
+def test_watch_regenerates_only_the_dashboard_files_that_changed(tmp_path: Path) -> None:
+    farm = make_slow_farm(tmp_path / "farm")
+    site = tmp_path / "site"
+    first = watch(farm, "--once", "--no-status", "--dashboard", str(site))
+    assert first.wait(timeout=300) == 0, (farm / "watch.log").read_text()
+    assert (site / "index.html").exists()
+    index_mtime = (site / "index.html").stat().st_mtime_ns
+    second = watch(farm, "--once", "--no-status", "--dashboard", str(site))
+    assert second.wait(timeout=300) == 0, (farm / "watch.log").read_text()
+    lines = [line for line in (farm / "watch.log").read_text().splitlines() if "pass 1" in line]
+    assert "dashboard: 0 files changed" not in lines[0]
+    assert lines[1].endswith("0 batches, 0 results recorded; dashboard: 0 files changed")
+    assert (site / "index.html").stat().st_mtime_ns == index_mtime

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import tenacity
 import watchfiles
@@ -63,6 +64,8 @@ class WatchOptions:
     """Write status back to the spec repo after each pass."""
     status_branch: str = "reconciler/status"
     status_remote: str | None = "origin"
+    dashboard: Path | None = None
+    """Regenerate the static dashboard here after each pass (only changed files are written)."""
 
 
 @dataclass
@@ -72,6 +75,8 @@ class PassReport:
     summary: ApplySummary | None = None
     status_commit: str | None = None
     error: str | None = None
+    dashboard_changed: int | None = None
+    """Files the dashboard regeneration wrote or removed, when a dashboard is kept."""
     exit_code: int = 0
     """What `watch --once` exits with: the failed pass's error code, else 0."""
 
@@ -224,6 +229,10 @@ class Watcher:
             for host in hosts:
                 await host.close()
         self._remember_heads(planner)
+        if self.options.dashboard is not None and not stalled:
+            report.dashboard_changed = self._write_dashboard(
+                self.options.dashboard, specs=specs, planner=planner, store=store
+            )
         if self.options.status:
             report.status_commit = self._write_status(
                 specs, planner=planner, store=store, stalled=stalled, report=report
@@ -260,6 +269,13 @@ class Watcher:
             report.error = f"status not written: {error}"
             return None
         return result.commit if result.changed else None
+
+    @staticmethod
+    def _write_dashboard(out: Path, *, specs: SpecSet, planner: Planner, store: ResultStore) -> int:
+        from reconciler.app.dashboard.generate import write_dashboard  # jinja2, pygal: lazily
+
+        report = write_dashboard(out, specs=specs, desired=planner.desired(specs), store=store)
+        return len(report.changed) + len(report.removed)
 
     def _remember_heads(self, planner: Planner) -> None:
         self._heads = {
@@ -338,6 +354,8 @@ class Watcher:
                 + (f", {s.infra_failures} infrastructure failures" if s.infra_failures else "")
                 + (f", {s.cooling_down} cooling down" if s.cooling_down else "")
             )
+        if report.dashboard_changed is not None:
+            parts.append(f"dashboard: {report.dashboard_changed} files changed")
         if self.options.status:
             parts.append(
                 f"status {report.status_commit[:12]}"

@@ -164,5 +164,6 @@ def watch(args: argparse.Namespace) -> int:
         status=not args.no_status,
         status_branch=args.status_branch,
         status_remote=args.status_remote,
+        dashboard=args.dashboard,
     )
     return run_watch(_workspace(args), options=options, hosts=_host_options(args))

@@ -180,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="remote the status branch is pushed to, when the spec repo has it",
     )
     watch.add_argument("--no-status", action="store_true", help="do not write status back")
+    watch.add_argument(
+        "--dashboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="regenerate the static dashboard in DIR after each pass",
+    )
     watch.set_defaults(run=commands.watch)
 
     workers = sub.add_parser("workers", help="list worker hosts, slots, health, running batches")
