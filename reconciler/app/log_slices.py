@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from reconciler.adapters.harness.ktest import LINE_STATUSES
 
-# TAP: a top-level test point, `ok 2 - name`, `not ok 2 name # TODO ...`.
+# TAP: a top-level test point, `ok 2 - name`, `not ok 2 name` (a directive may follow `#`).
 _TAP_POINT = re.compile(r"(?:not ok|ok)(?:\s+\d+)?(?:\s+-)?\s*(?P<description>.*?)\s*(?:#.*)?")
 _TAP_PLAN = re.compile(r"\d+\.\.\d+(?:\s.*)?")
 _TAP_SUBTEST_HEADER = re.compile(r"#\s*Subtest:\s*(?P<name>.*?)\s*")

@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from reconciler.adapters.git import TreeView
@@ -145,7 +145,7 @@ class FstestsHarness:
         xml = found.by_name.get(RESULT_XML)
         if xml is not None:
             reported = [
-                _cross_checked(outcome, durations=durations, failures=run.failures if run else [])
+                cross_checked(outcome, durations=durations, failures=run.failures if run else [])
                 for outcome in parse_result_xml(xml)
             ]
         elif run is not None:
@@ -185,9 +185,11 @@ class _ResultFiles:
         return data.decode("utf-8", errors="replace") if data is not None else None
 
 
-def _cross_checked(
-    outcome: SubtestOutcome, *, durations: Mapping[str, float], failures: Sequence[str]
+def cross_checked(
+    outcome: SubtestOutcome, *, durations: Mapping[str, float], failures: Collection[str]
 ) -> SubtestOutcome:
+    """`outcome` from result.xml, corrected by check.log and check.time: a pass never hides a
+    failure check.log records, and a missing duration comes from check.time."""
     if outcome.status is not Status.PASS:
         return outcome
     if outcome.subtest in failures:

@@ -18,9 +18,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from reconciler.adapters.harness.base import SubtestOutcome
+from reconciler.adapters.harness.fstests import cross_checked
 from reconciler.adapters.harness.fstests_results import (
-    CHECK_LOG_FAILURE,
     CheckLogRun,
     check_log_outcomes,
     parse_check_log,
@@ -29,7 +28,6 @@ from reconciler.adapters.harness.fstests_results import (
 )
 from reconciler.app.importers.records import ImportedOutcome
 from reconciler.model.errors import UserError
-from reconciler.model.results import Status
 
 RESULT_XML = "result.xml"
 CHECK_LOG = "check.log"
@@ -88,7 +86,7 @@ def fstests_outcomes(
     if xml is not None:
         failures = set(run.failures) if run is not None else set()
         outcomes = [
-            _cross_checked(outcome, durations=durations, failures=failures)
+            cross_checked(outcome, durations=durations, failures=failures)
             for outcome in parse_result_xml(xml)
         ]
     elif run is not None:
@@ -151,24 +149,6 @@ def _check_summary(run: CheckLogRun, *, where: str) -> None:
             f"{ran} tests run",
             hint="the log is damaged or cut off; import result.xml instead",
         )
-
-
-def _cross_checked(
-    outcome: SubtestOutcome, *, durations: Mapping[str, float], failures: set[str]
-) -> SubtestOutcome:
-    # As the harness does for a batch: a pass never hides a failure check.log records.
-    if outcome.status is not Status.PASS:
-        return outcome
-    if outcome.subtest in failures:
-        return SubtestOutcome(
-            outcome.subtest,
-            Status.FAIL,
-            outcome.duration,
-            f"{CHECK_LOG_FAILURE}, though result.xml says it passed",
-        )
-    if outcome.duration is None and outcome.subtest in durations:
-        return SubtestOutcome(outcome.subtest, Status.PASS, durations[outcome.subtest], None)
-    return outcome
 
 
 def _test_log(files: Mapping[str, bytes], *, prefix: str, test: str) -> bytes | None:
