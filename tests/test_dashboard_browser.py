@@ -228,3 +228,19 @@ def test_the_published_query_api_answers_remote_queries(site: Site) -> None:
         ("debug", "tests/arith.t", "subtract"),
         ("default", "tests/arith.t", "subtract"),
     ]
+
+
+def test_a_plain_text_log_leaves_no_favicon_404_behind(site: Site, page: Page) -> None:
+    # Browsers ask the site root for /favicon.ico on plain-text pages (the logs); a 404 there
+    # reaches the console, late enough to be blamed on whichever page opens next.
+    open_clean(page, urljoin(site.base, f"commits/{site.markup_commit}.html"))
+    href = page.locator("a.log").first.get_attribute("href")
+    assert href is not None
+    page.wait_for_load_state("networkidle")
+    problems = Problems()
+    problems.watch(page)
+    page.goto(urljoin(page.url, href), wait_until="load")
+    page.wait_for_load_state("networkidle")
+    assert problems.seen == []
+    favicon = page.request.get(urljoin(site.base, "favicon.ico"))
+    assert (favicon.status, favicon.headers["content-type"]) == (200, "image/vnd.microsoft.icon")

@@ -25,6 +25,7 @@ from reconciler.adapters.spec_loader import load_specs
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.dashboard.charts import trend_svg
 from reconciler.app.dashboard.compare_view import compare_branches
+from reconciler.app.dashboard.favicon import favicon_ico
 from reconciler.app.dashboard.pages import (
     Page,
     baselines_trend,
@@ -91,6 +92,7 @@ def write_dashboard(
         for name in STATIC_FILES:
             data = resources.files(TEMPLATES).joinpath("templates", "static", name).read_bytes()
             site.add(f"static/{name}", data)
+        site.add("favicon.ico", favicon_ico())
         pages.render("index.html", "index.html", index_page(view), api="api/branches.json")
         if view.baselines:
             chart = trend_svg(baselines_trend(view), chart_id="baselines", title="Baselines")
