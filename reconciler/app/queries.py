@@ -17,7 +17,7 @@ longer ask for never inflate the counts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from reconciler.adapters.git import GitResolver
@@ -103,6 +103,25 @@ def log_text(row: TestRow, *, attempt: int, log: bytes | None, full: bool) -> Lo
         note = "the batch log cannot be cut per subtest; this is the whole log"
         return LogText(row=row, attempt=attempt, scope="batch", note=note, text=text)
     return LogText(row=row, attempt=attempt, scope="subtest", note=None, text=part)
+
+
+def logs_of(
+    results: CommitResults,
+    *,
+    test: str | None,
+    profile: str | None,
+    attempt: int,
+    full: bool,
+    fetch: Callable[[TestRow], bytes | None],
+) -> FailureListing | CommitLogs:
+    """`logs`, wherever the logs come from: without `test`, the failures to choose from; with
+    it, each matching result's log, read by `fetch` (the store, or a dashboard over HTTP)."""
+    if test is None:
+        return FailureListing.of(results)
+    logs = []
+    for row in select_logs(results.tests, test=test, profile=profile):
+        logs.append(log_text(row, attempt=attempt, log=fetch(row), full=full))
+    return CommitLogs(commit=results.commit, logs=tuple(logs))
 
 
 class StoreQueries:
@@ -229,11 +248,8 @@ class StoreQueries:
         profile: str | None = None,
     ) -> FailureListing | CommitLogs:
         """Without `test`: the failures to choose from. With it: their logs (see `LogText`)."""
-        results = self.commit_results(commit_prefix).with_profile(profile)
-        if test is None:
-            return FailureListing.of(results)
-        logs = []
-        for row in select_logs(results.tests, test=test, profile=profile):
+
+        def fetch(row: TestRow) -> bytes | None:
             assert row.result is not None  # select_logs keeps stored rows only
             record = self.store.get_result(row.result)
             if record is None or not 1 <= attempt <= len(record.attempts):
@@ -243,9 +259,10 @@ class StoreQueries:
                     hint="--attempt counts from 1",
                 )
             log_hash = record.attempts[attempt - 1].log
-            log = self.store.read_log(log_hash) if log_hash else None
-            logs.append(log_text(row, attempt=attempt, log=log, full=full))
-        return CommitLogs(commit=results.commit, logs=tuple(logs))
+            return self.store.read_log(log_hash) if log_hash else None
+
+        results = self.commit_results(commit_prefix).with_profile(profile)
+        return logs_of(results, test=test, profile=profile, attempt=attempt, full=full, fetch=fetch)
 
     # counting
 

@@ -40,12 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler.adapters.store.atomic import write_atomic
-from reconciler.app.queries import (
-    StoreQueries,
-    log_text,
-    resolve_prefix,
-    select_logs,
-)
+from reconciler.app.queries import StoreQueries, logs_of, resolve_prefix
 from reconciler.app.query_model import (
     FAILURES,
     Branches,
@@ -54,6 +49,7 @@ from reconciler.app.query_model import (
     CommitResults,
     FailureListing,
     Json,
+    TestRow,
 )
 from reconciler.core.status_render import branch_file_stem
 from reconciler.model.errors import InfrastructureError, UserError
@@ -189,11 +185,9 @@ class RemoteQueries:
         profile: str | None = None,
     ) -> FailureListing | CommitLogs:
         results = self.commit_results(commit_prefix).with_profile(profile)
-        if test is None:
-            return FailureListing.of(results)
-        logs = []
-        for row in select_logs(results.tests, test=test, profile=profile):
+
+        def fetch(row: TestRow) -> bytes | None:
             assert row.result is not None  # select_logs keeps stored rows only
-            log = self._get(log_path(results.commit, row.result, attempt))
-            logs.append(log_text(row, attempt=attempt, log=log, full=full))
-        return CommitLogs(commit=results.commit, logs=tuple(logs))
+            return self._get(log_path(results.commit, row.result, attempt))
+
+        return logs_of(results, test=test, profile=profile, attempt=attempt, full=full, fetch=fetch)
