@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SPECS ?= specs
 
-.PHONY: demo test check lint schemas bench clean
+.PHONY: demo demo-kernel test check lint schemas bench clean
 
 # Debian splits venv out of python3; install it when it is missing and we may (CI runs as root).
 $(BIN)/python:
@@ -25,6 +25,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed-run
 	@RECONCILER=$(CURDIR)/$(BIN)/reconciler examples/quickstart/demo.sh
+
+# A real kernel: linux-source-6.1 built per commit and profile, booted under QEMU, tested in the
+# VM (installs its Debian packages when run as root; ~10 minutes on 2 cores the first time).
+demo-kernel: $(VENV)/.installed-run
+	@RECONCILER=$(CURDIR)/$(BIN)/reconciler examples/kernel/demo.sh
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
@@ -47,4 +52,4 @@ bench: $(VENV)/.installed-run
 	$(BIN)/python bench/plan_scale.py
 
 clean:
-	rm -rf $(VENV) .reconciler examples/quickstart/repo
+	rm -rf $(VENV) .reconciler examples/quickstart/repo examples/kernel/repos

@@ -13,6 +13,7 @@ from reconciler.model.desired import (
     ResolvedBaseline,
     ResolvedBranch,
     ResolvedCommit,
+    ResolvedHarness,
     StoreSnapshot,
     UnitSummary,
 )
@@ -36,6 +37,7 @@ def spec_set(
     baselines: Iterable[Baseline] = (),
     profiles: Iterable[str] = ("default",),
     groups: Mapping[str, int] | None = None,
+    harness: Harness | None = None,
 ) -> SpecSet:
     groups = groups if groups is not None else {"unit": 0}
     return SpecSet(
@@ -47,7 +49,9 @@ def spec_set(
             name: Profile(kind="Profile", name=name, build_env={"CFLAGS": f"-D{name}"})
             for name in profiles
         },
-        harnesses={"h": Harness(kind="Harness", name="h", type="command", run="sh {test}")},
+        harnesses={
+            "h": harness or Harness(kind="Harness", name="h", type="command", run="sh {test}")
+        },
         test_groups={
             name: TestGroup(
                 kind="TestGroup", name=name, harness="h", tests=["t/*"], priority=priority
@@ -103,8 +107,10 @@ def build_desired(
     baseline_commits: Mapping[str, ResolvedCommit] | None = None,
     tests: tuple[EnumeratedTest, ...] = TESTS,
     memo: SlotMemo | None = None,
+    harnesses: Mapping[str, ResolvedHarness] | None = None,
 ) -> DesiredState:
     resolution = Resolution(
+        harnesses=dict(harnesses or {}),
         branches={
             name: ResolvedBranch(branch=name, ref=name, commits=tuple(commits))
             for name, commits in (branch_commits or {}).items()

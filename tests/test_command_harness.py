@@ -536,6 +536,8 @@ def test_glob_matching(pattern: str, path: str, matches: bool) -> None:
 
 
 def test_registry_catalogue() -> None:
+    from reconciler.adapters.harness.vm import VmHarness  # kept local: this file is shared
+
     cache = MemoryEnumerationCache()
     assert set(ADAPTERS) == set(HarnessType)
     command_harness = Harness.model_validate(
@@ -546,6 +548,7 @@ def test_registry_catalogue() -> None:
         HarnessType.KTEST: KtestHarness,
         HarnessType.FSTESTS: FstestsHarness,
         HarnessType.KSELFTEST: KselftestHarness,
+        HarnessType.VM: VmHarness,
     }
     for kind, adapter_class in expected.items():
         harness = Harness.model_validate(

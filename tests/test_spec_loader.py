@@ -488,8 +488,8 @@ def test_missing_keys_and_bad_values_at_the_top_level(spec_root: Path) -> None:
         "specs/a.yaml:8:7: invalid value for 'name' in Repo document: Input should be a valid"
         ' string (hint: quote the value so YAML reads it as text (e.g. "7.0" rather than 7.0))',
         "specs/a.yaml:13:7: invalid value for 'type' in Harness 'runner': Input should be"
-        " 'command', 'ktest', 'fstests' or 'kselftest' (hint: did you mean 'command'? use one"
-        " of: command, ktest, fstests, kselftest)",
+        " 'command', 'ktest', 'fstests', 'kselftest' or 'vm' (hint: did you mean 'command'? use"
+        " one of: command, ktest, fstests, kselftest, vm)",
     ]
 
 

@@ -35,6 +35,7 @@ from reconciler.adapters.journal import Journal
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.backoff import wait_seconds
 from reconciler.app.batch_runner import UNREACHED_LIMIT, BatchOutcome, BatchRunner
+from reconciler.app.image_reuse import copy_planned
 from reconciler.app.planning import IncrementalSnapshots, Planner
 from reconciler.app.work import batches_for
 from reconciler.app.worker_setup import HostWorkspace
@@ -64,6 +65,8 @@ class ApplySummary:
     repaired: int = 0
     orphaned: int = 0
     cooling_down: int = 0
+    reused_same_image: int = 0
+    """Results copied from a build with a byte-identical boot image instead of being run."""
     last_plan: Plan | None = None
 
 
@@ -151,6 +154,7 @@ class Applier:
     def plan_round(self) -> tuple[Plan, list[Batch]]:
         desired = self.planner.desired(self.specs)
         plan = self.planner.plan(desired, self.snapshots.snapshot(desired))
+        self.summary.reused_same_image += copy_planned(self.store, plan=plan, desired=desired)
         now = self.clock()
         batches = []
         work = batches_for(
@@ -255,7 +259,8 @@ class Applier:
             scheduler.complete(batch.id, now=now)
             self.summary.batches += 1
             self.summary.recorded += len(outcome.recorded)
-            self.events.on_batch_done(batch, len(outcome.recorded))
+            self.summary.reused_same_image += len(outcome.reused)
+            self.events.on_batch_done(batch, len(outcome.recorded) + len(outcome.reused))
             return None
         # Results written before the failure stay; the lease goes, the rest is planned again.
         self.journal.release(batch.id)

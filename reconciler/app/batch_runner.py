@@ -16,6 +16,7 @@ recorded beside the first verdict, so a test that fails then passes shows as fla
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ from datetime import UTC, datetime
 
 from reconciler.adapters.harness.base import BatchContext, HarnessAdapter, SubtestOutcome
 from reconciler.adapters.store.files import ResultStore
+from reconciler.app.image_reuse import copy_same_image_results
 from reconciler.app.worker_setup import HostWorkspace, PreparationError, runtime_env
 from reconciler.core.identity import ResultIdentities, result_preimage
+from reconciler.core.kbuild import boot_image, uses_kbuild
 from reconciler.model.errors import HarnessError
 from reconciler.model.execution import Batch
 from reconciler.model.results import VERDICTS, Attempt, BuildStatus, ResultRecord, Status
@@ -53,6 +56,8 @@ class BatchOutcome:
     """Subtests recorded as `error` after too many batches never reached them."""
     blocked: bool = False
     """The build failed: nothing ran."""
+    reused: tuple[str, ...] = ()
+    """Subtests whose verdicts were copied from a build with a byte-identical boot image."""
 
 
 class BatchRunner:
@@ -85,9 +90,24 @@ class BatchRunner:
         # before it broke: those keep their verdict and are not run again.
         identities = ResultIdentities(batch.unit_preimage)
         pending = tuple(s for s in batch.subtests if self._status(identities, s) not in VERDICTS)
+        # The build just made may have produced a boot image another build already tested.
+        reused = copy_same_image_results(
+            self.store, unit=batch.unit, unit_preimage=batch.unit_preimage, subtests=pending
+        )
+        if reused:
+            pending = tuple(s for s in pending if s not in reused)
         if not pending:
-            return BatchOutcome(recorded=(), unreached=())
+            return BatchOutcome(recorded=(), unreached=(), reused=tuple(reused))
         tests_dir = src
+        kernel_image = None
+        if uses_kbuild(batch.build.preimage):
+            # `src` holds the build's artifacts, not its tree: the lineage's worktree has moved
+            # on to other commits, so tests living in the source tree need their own checkout.
+            kernel_image = boot_image(src, arch=batch.build.arch)
+            if batch.tests_source is None:
+                tests_dir = await self.workspace.checkout(
+                    batch.build.source, into=f"src/{batch.build.build}"
+                )
         if batch.tests_source is not None:
             tests_dir = await self.workspace.checkout(
                 batch.tests_source, into=f"harness/{batch.tests_source.tree}"
@@ -97,6 +117,7 @@ class BatchRunner:
             adapter=adapter,
             src=src,
             tests_dir=tests_dir,
+            kernel_image=kernel_image,
             attempt=attempt,
             subtests=pending,
         )
@@ -109,10 +130,11 @@ class BatchRunner:
                 adapter=adapter,
                 src=src,
                 tests_dir=tests_dir,
+                kernel_image=kernel_image,
                 attempt=attempt + 1 + confirm,
                 subtests=tuple(failed),
             )
-        return outcome
+        return dataclasses.replace(outcome, reused=tuple(reused))
 
     def _status(self, identities: ResultIdentities, subtest: str) -> Status | None:
         record = self.store.get_result(identities.of(subtest))
@@ -125,6 +147,7 @@ class BatchRunner:
         adapter: HarnessAdapter,
         src: str,
         tests_dir: str,
+        kernel_image: str | None,
         attempt: int,
         subtests: tuple[str, ...],
     ) -> BatchOutcome:
@@ -137,6 +160,7 @@ class BatchRunner:
             tests_dir=tests_dir,
             output_dir=await self.workspace.output_dir(batch.id, attempt=attempt),
             timeout=batch.timeout,
+            kernel_image=kernel_image,
         )
         recorder = _Recorder(self, batch=batch, expected=subtests)
         stream = _Stream(adapter=adapter, recorder=recorder, clock=self.clock)
@@ -144,7 +168,9 @@ class BatchRunner:
             adapter.batch_command(context),
             cwd=tests_dir,
             env={**runtime_env(context.runtime), **dict(batch.runtime_env)},
-            timeout=batch.timeout * len(subtests) + min(MAX_GRACE_SECONDS, batch.timeout),
+            timeout=batch.timeout * len(subtests)
+            + min(MAX_GRACE_SECONDS, batch.timeout)
+            + adapter.setup_seconds,
             on_line=stream.line,
         )
         log = self.store.put_log(result.output)

@@ -76,6 +76,10 @@ def render_summary(summary: ApplySummary) -> str:
         f"Applied: {summary.batches} batches in {summary.rounds} rounds, "
         f"{summary.recorded} results recorded",
     ]
+    if summary.reused_same_image:
+        parts.append(
+            f"{summary.reused_same_image} results reused from builds with an identical boot image"
+        )
     if summary.blocked_batches:
         parts.append(f"{summary.blocked_batches} batches blocked by failed builds")
     if summary.infra_failures:

@@ -7,6 +7,8 @@ local slot and an SSH host prepare themselves the same way. On the host, under i
     src/<build id>/               checkout of the build's commit (objects stay in the cache)
     harness/<tree>/               checkout of a harness repo, when tests live there
     out/<batch id>.<n>/           result files of one run of a batch
+    kbuild/<lineage>/             worktree and object dir of `kbuild` builds (app.kernel_build)
+    kbuild/builds/<build id>/     a passed `kbuild` build's boot image and .config
 
 Every path and ref reaches the shell through `shlex.quote`. Builds are done once per
 (host, build identity): concurrent slots wait for the first. A build that exits non-zero is a
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,9 +27,13 @@ from datetime import UTC, datetime
 
 from reconciler.adapters.executors.base import WorkerHost
 from reconciler.adapters.store.files import ResultStore
+from reconciler.app import kernel_build
+from reconciler.core.kbuild import uses_kbuild
 from reconciler.model.errors import InfrastructureError, WorkerUnreachable
 from reconciler.model.execution import BuildJob, SourceCheckout
 from reconciler.model.results import BuildRecord, BuildStatus
+
+log = logging.getLogger(__name__)
 
 GIT_TIMEOUT = 1800.0
 BUILD_TIMEOUT = 4 * 3600.0
@@ -61,13 +68,14 @@ class HostWorkspace:
     _built: dict[str, BuildOutcome] = field(default_factory=dict)
     _checked_out: set[str] = field(default_factory=set)
 
-    def _lock(self, key: str) -> asyncio.Lock:
+    def lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
     def path(self, *parts: str) -> str:
         return "/".join((self.host.workdir.rstrip("/"), *parts))
 
-    async def _must(self, command: str, *, what: str, timeout: float = GIT_TIMEOUT) -> str:
+    async def must(self, command: str, *, what: str, timeout: float = GIT_TIMEOUT) -> str:
+        """Run `command`; any exit status but 0 is a `PreparationError` (infrastructure)."""
         result = await self.host.run(command, timeout=timeout)
         if result.exit_status != 0:
             tail = result.output.decode(errors="replace").strip().splitlines()[-3:]
@@ -79,11 +87,11 @@ class HostWorkspace:
             )
         return result.output.decode(errors="replace")
 
-    async def _cache(self, url: str, commit: str) -> str:
+    async def cache(self, url: str, commit: str) -> str:
         """The host's bare cache of `url`, holding `commit` (fetched only when missing)."""
         cache = self.path("repos", _digest(url)[:16] + ".git")
-        async with self._lock(f"repo:{url}"):
-            await self._must(
+        async with self.lock(f"repo:{url}"):
+            await self.must(
                 f"mkdir -p {q(self.path('repos'))} && "
                 f"{{ [ -d {q(cache)} ] || git init -q --bare {q(cache)}; }} && "
                 f"{{ git --git-dir={q(cache)} cat-file -e {q(commit + '^{commit}')} 2>/dev/null"
@@ -97,14 +105,14 @@ class HostWorkspace:
     async def checkout(self, source: SourceCheckout, *, into: str) -> str:
         """A checkout of `source.commit` at `into` (relative to workdir), made once."""
         target = self.path(into)
-        async with self._lock(f"checkout:{target}"):
+        async with self.lock(f"checkout:{target}"):
             if target in self._checked_out:
                 return target
-            cache = await self._cache(source.url, source.commit)
+            cache = await self.cache(source.url, source.commit)
             staging = f"{target}.partial"
             # Into a staging directory, then renamed: a checkout cut short is never mistaken
             # for a complete one by a later run.
-            await self._must(
+            await self.must(
                 f"if [ ! -d {q(target)} ]; then rm -rf {q(staging)} && "
                 f"mkdir -p {q(staging.rsplit('/', 1)[0])} && "
                 f"git clone -q --shared --no-checkout {q(cache)} {q(staging)} && "
@@ -120,9 +128,14 @@ class HostWorkspace:
     ) -> tuple[str, BuildOutcome]:
         """The built source directory of `job` on this host, building it if this host has not.
 
-        A build stored as `fail` is not redone: its tests are blocked until the inputs change.
+        A `kbuild` job (core.kbuild) gives its build directory instead: the boot image
+        (`core.kbuild.boot_image`) and `.config`, built in the host's lineage for its repo,
+        profile and arch. A build stored as `fail` is not redone: its tests are blocked until
+        the inputs change.
         """
-        async with self._lock(f"build:{job.build}"):
+        async with self.lock(f"build:{job.build}"):
+            if uses_kbuild(job.preimage):
+                return await self._ensure_kernel(job)
             src = await self.checkout(job.source, into=f"src/{job.build}")
             known = self._built.get(job.build)
             if known is not None:
@@ -136,6 +149,48 @@ class HostWorkspace:
                 outcome = await self._build(job, src=src, command=build_command)
             self._built[job.build] = outcome
             return src, outcome
+
+    async def _ensure_kernel(self, job: BuildJob) -> tuple[str, BuildOutcome]:
+        directory = kernel_build.build_dir(self, job.build)
+        known = self._built.get(job.build)
+        if known is not None:
+            return directory, known
+        stored = self.store.get_build(job.build)
+        if stored is not None and stored.status is BuildStatus.FAIL:
+            outcome = BuildOutcome(BuildStatus.FAIL, "the stored build failed")
+        elif (
+            stored is not None
+            and stored.status is BuildStatus.PASS
+            and await kernel_build.has_image(self, job)
+        ):
+            outcome = BuildOutcome(BuildStatus.PASS, "built earlier on this host")
+        else:
+            built = await kernel_build.build_kernel(self, job)
+            if built.status is BuildStatus.ERROR:
+                raise PreparationError(
+                    f"{self.host.name}: kernel build {job.build[:12]}: {built.message}",
+                    hint="a build that is killed, times out or loses its host is retried",
+                )
+            self._record(
+                job,
+                status=built.status,
+                log=built.log,
+                duration=built.duration,
+                hashes=(built.image_hash, built.config_hash),
+            )
+            outcome = BuildOutcome(built.status, built.message)
+            if stored is not None and stored.image_hash not in (None, built.image_hash):
+                # The first record stands; a different image from the same inputs says the
+                # build is not reproducible on this host (another compiler, a leaked path).
+                log.warning(
+                    "build %s on %s: image sha256 %s, not the stored %s",
+                    job.build[:12],
+                    self.host.name,
+                    built.image_hash,
+                    stored.image_hash,
+                )
+        self._built[job.build] = outcome
+        return directory, outcome
 
     async def _build(self, job: BuildJob, *, src: str, command: str) -> BuildOutcome:
         env = dict(job.build_env)
@@ -153,28 +208,40 @@ class HostWorkspace:
                 hint="a build that times out or loses its host is retried, not failed",
             )
         status = BuildStatus.PASS if result.exit_status == 0 else BuildStatus.FAIL
-        image_hash = config_hash = None
+        hashes: tuple[str | None, str | None] = (None, None)
         if status is BuildStatus.PASS:
-            image_hash, config_hash = await self._fingerprint(src)
+            hashes = await self._fingerprint(src)
+        self._record(job, status=status, log=result.output, duration=duration, hashes=hashes)
+        message = "" if status is BuildStatus.PASS else f"build exited {result.exit_status}"
+        return BuildOutcome(status, message)
+
+    def _record(
+        self,
+        job: BuildJob,
+        *,
+        status: BuildStatus,
+        log: bytes,
+        duration: float,
+        hashes: tuple[str | None, str | None],
+    ) -> None:
+        """Store the build's verdict; `hashes` are (image, resolved .config)."""
         self.store.put_build(
             BuildRecord(
                 id=job.build,
                 preimage=dict(job.preimage),
                 status=status,
-                resolved_config_hash=config_hash,
-                image_hash=image_hash,
-                log=self.store.put_log(result.output),
+                resolved_config_hash=hashes[1],
+                image_hash=hashes[0],
+                log=self.store.put_log(log),
                 duration=duration,
                 worker=self.host.name,
                 finished_at=datetime.fromtimestamp(self.clock(), UTC),
             )
         )
-        message = "" if status is BuildStatus.PASS else f"build exited {result.exit_status}"
-        return BuildOutcome(status, message)
 
     async def _fingerprint(self, src: str) -> tuple[str | None, str | None]:
         """Hashes of what the build produced (files git does not track) and of `.config`."""
-        listing = await self._must(
+        listing = await self.must(
             f"cd {q(src)} && git ls-files -o -z | sort -z | xargs -0 -r sha256sum",
             what="hashing the build output",
         )
@@ -184,7 +251,7 @@ class HostWorkspace:
 
     async def output_dir(self, batch_id: str, *, attempt: int) -> str:
         out = self.path("out", f"{batch_id[:24]}.{attempt}")
-        await self._must(f"rm -rf {q(out)} && mkdir -p {q(out)}", what="making the output dir")
+        await self.must(f"rm -rf {q(out)} && mkdir -p {q(out)}", what="making the output dir")
         return out
 
 

@@ -32,6 +32,8 @@ BUILD_RECIPES: dict[HarnessType, dict[str, Any]] = {
     HarnessType.KTEST: {"recipe": "ktest-kernel", "version": 1},
     HarnessType.FSTESTS: {"recipe": "kernel", "version": 1},
     HarnessType.KSELFTEST: {"recipe": "kernel", "version": 1},
+    # make <base>config + merge_config.sh + olddefconfig, reproducible, in a reused objdir.
+    HarnessType.VM: {"recipe": "kbuild", "version": 1},
 }
 
 
@@ -123,6 +125,16 @@ def harness_definition(harness: Harness) -> dict[str, Any]:
 def harness_definition_revision(harness: Harness) -> str:
     """Revision of a harness whose tests live in the source tree: hash of its definition."""
     return sha256_hex(canonical_json({"v": IDENTITY_VERSION, **harness_definition(harness)}))
+
+
+def tests_in_source_tree(harness: Mapping[str, Any]) -> bool:
+    """Whether a unit's harness inputs (`harness_inputs`) are those of a harness whose tests live
+    in the source tree: its revision is then the hash of its definition, not a tree of its own.
+    Such tests change with the source, so two builds with one boot image may still test
+    different things."""
+    definition = {key: value for key, value in harness.items() if key != "revision"}
+    expected = sha256_hex(canonical_json({"v": IDENTITY_VERSION, **definition}))
+    return harness.get("revision") == expected
 
 
 def harness_inputs(harness: Harness, *, revision: str) -> dict[str, Any]:

@@ -98,6 +98,15 @@ def _unit_outcome(
     unit: DesiredUnit, snapshot: StoreSnapshot, *, baseline_units: frozenset[str]
 ) -> tuple[Reason, tuple[str, ...]]:
     """The reason for one unit and the subtests it still needs."""
+    reason, to_run = _stored_outcome(unit, snapshot, baseline_units=baseline_units)
+    if reason in RUN_REASONS and unit.unit in snapshot.same_image:
+        return Reason.REUSED_SAME_IMAGE, ()
+    return reason, to_run
+
+
+def _stored_outcome(
+    unit: DesiredUnit, snapshot: StoreSnapshot, *, baseline_units: frozenset[str]
+) -> tuple[Reason, tuple[str, ...]]:
     summary = snapshot.units.get(unit.unit)
     if summary is None or summary.verdicts + summary.errors == 0:
         return Reason.MISSING, unit.subtests
@@ -269,12 +278,14 @@ def plan(
 def _origin_summaries(
     slots: list[DesiredSlot], parts: list[_SlotPart], *, estimates: Estimates
 ) -> tuple[OriginSummary, ...]:
-    rows: dict[Origin, tuple[_Counts, set[str], set[str], int]] = {}
+    rows: dict[Origin, tuple[_Counts, set[str], set[str], set[str]]] = {}
     for slot, part in zip(slots, parts, strict=True):
-        counts, commits, profiles, builds = rows.get(slot.origin, (_Counts(), set(), set(), 0))
+        counts, commits, profiles, builds = rows.get(slot.origin, (_Counts(), set(), set(), set()))
         commits.add(slot.commit.commit)
         profiles.add(slot.profile)
-        builds += part.build_reason in RUN_REASONS
+        # Slots of two harnesses on one commit and profile share a build: count it once.
+        if part.build_reason in RUN_REASONS:
+            builds.add(slot.build.id)
         rows[slot.origin] = (counts + part.counts, commits, profiles, builds)
     return tuple(
         OriginSummary(
@@ -285,8 +296,8 @@ def _origin_summaries(
             results_reused=counts.reused,
             results_reused_from_baselines=counts.from_baseline,
             results_blocked=counts.blocked,
-            builds_run=builds,
-            estimated_seconds=counts.seconds + builds * estimates.build_seconds,
+            builds_run=len(builds),
+            estimated_seconds=counts.seconds + len(builds) * estimates.build_seconds,
         )
         for origin, (counts, commits, profiles, builds) in sorted(
             rows.items(), key=lambda kv: str(kv[0])

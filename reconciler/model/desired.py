@@ -143,6 +143,9 @@ class StoreSnapshot:
     builds: Mapping[str, BuildStatus] = field(default_factory=dict)
     mean_subtest_seconds: Mapping[str, float] = field(default_factory=dict)
     """Historical mean duration of one subtest, per test file."""
+    same_image: Mapping[str, str] = field(default_factory=dict)
+    """Unit -> a complete unit of another build with a byte-identical boot image and otherwise
+    the same inputs (see `Reason.REUSED_SAME_IMAGE`); only for units not complete themselves."""
     generation: int | None = None
     """The index generation this snapshot was read at: equal generations mean equal store
     contents, which lets a planner memo reuse work. None: no reuse."""

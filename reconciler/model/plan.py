@@ -22,10 +22,14 @@ class Reason(StrEnum):
     """The build failed (a verdict on the build): nothing runs until build inputs change."""
     ERROR_RETRY = "error-retry"
     """Only infrastructure errors are stored: run again."""
+    REUSED_SAME_IMAGE = "reused-same-image"
+    """Not tested under this build, but its boot image is byte-identical to another build's
+    whose results for the same runtime, harness and test are complete: those results serve
+    (copied under this build's identities when applied), and no VM boots."""
 
 
 RUN_REASONS = frozenset({Reason.MISSING, Reason.PARTIAL, Reason.ERROR_RETRY})
-REUSE_REASONS = frozenset({Reason.REUSED, Reason.REUSED_FROM_BASELINE})
+REUSE_REASONS = frozenset({Reason.REUSED, Reason.REUSED_FROM_BASELINE, Reason.REUSED_SAME_IMAGE})
 
 
 class PlannedUnit(NamedTuple):

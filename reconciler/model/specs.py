@@ -48,11 +48,15 @@ class HarnessType(StrEnum):
     KTEST = "ktest"
     FSTESTS = "fstests"
     KSELFTEST = "kselftest"
+    VM = "vm"
+    """Tests run inside a VM booted from the built kernel (the `kbuild` recipe)."""
 
 
 class OutputFormat(StrEnum):
     TAP = "tap"
     JUNIT = "junit"
+    KTEST = "ktest"
+    """ktest console lines: `========= PASSED name`, `FAILED`, `NOTRUN` (`vm` harness)."""
 
 
 class Spec(BaseModel):
@@ -140,7 +144,14 @@ class Runtime(BaseModel):
     section: str | None = None
     """fstests config section."""
     kernel_cmdline: str | None = None
+    """Appended to the VM's kernel command line (`vm` harness)."""
     qemu_args: list[str] = Field(default_factory=list)
+    """Extra QEMU arguments, one per item (`vm` harness)."""
+    scratch_disks: list[Annotated[str, StringConstraints(pattern=r"^[0-9]+[KMGT]?$")]] = Field(
+        default_factory=list, max_length=8
+    )
+    """Sizes of empty disks created for each batch and attached to the VM as `/dev/vda`,
+    `/dev/vdb`, ... (`vm` harness), e.g. `[64M]`."""
     env: dict[str, str] = Field(default_factory=dict)
     """Environment of the test run."""
 
@@ -150,8 +161,10 @@ class Profile(Spec):
 
     kind: Literal["Profile"]
     arch: str = Field(default="x86_64", pattern=r"^[a-z0-9_]+$")
-    base_config: str | None = None
-    """A make target such as `defconfig` or `tinyconfig` the fragment is merged onto."""
+    base_config: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]*config$")
+    """The config make target the fragment is merged onto: `defconfig` (the default),
+    `tinyconfig`, `allnoconfig`, `x86_64_defconfig`, ... (`make help` in the tree lists them).
+    A plain target name, never shell syntax: it reaches the worker's shell as one argument."""
     kconfig: list[str] = Field(default_factory=list)
     """Config fragment: `KASAN=y`, `CONFIG_KASAN=y` or `KASAN=n`."""
     toolchain: str = "gcc"
@@ -201,10 +214,12 @@ class Harness(Spec):
     build: str | None = None
     """`command` harness: shell command that builds the source checkout."""
     list: str | None = None
-    """`command` harness: command printing one subtest name per line for `{test}`."""
+    """`command` and `vm` harness: command printing one subtest name per line for `{test}`,
+    run on the reconciler host in a checkout of the tests."""
     run: str | None = None
     """`command` harness: command run for a batch; `{test}` and `{subtests}` are substituted,
-    each argument shell-quoted."""
+    each argument shell-quoted. `vm` harness: the same, run by busybox `sh` inside the VM in
+    the tests directory (default `sh {test} {subtests}`)."""
     output: OutputFormat = OutputFormat.TAP
 
     _ref_ok = field_validator("ref")(lambda v: v if v is None else _check_ref(v))

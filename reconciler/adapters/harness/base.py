@@ -61,9 +61,16 @@ class BatchContext:
     """An empty directory for this batch's result files."""
     timeout: int
     """Seconds per subtest."""
+    kernel_image: str | None = None
+    """The built kernel's boot image (`bzImage` on x86), for harnesses that boot it in a VM:
+    set when the build's recipe is `kbuild`."""
 
 
 class HarnessAdapter(Protocol):
+    setup_seconds: float
+    """Seconds a batch may spend before its first subtest starts (booting a VM, or ktest's
+    build), added to the batch's time limit on top of its subtests' timeouts."""
+
     def enumerate(self, *, group: TestGroup, tree: TreeView) -> tuple[EnumeratedTest, ...]:
         """Subtests of every test file of `group` in `tree`, sorted by test file."""
 

@@ -9,9 +9,10 @@ kselftest.
 Every value substituted into a command is shell-quoted: test paths and subtest names come from
 repositories we test, not from people we trust.
 
-Where results come from: with `output: tap` the run's stdout, read as it streams. With
-`output: junit` either the run's stdout or, when the command writes one, the file
-`{output_dir}/junit.xml`; the file wins when it exists, so a command may print progress freely.
+Where results come from: with `output: tap` (or `ktest`, its `========= PASSED name` lines) the
+run's stdout, read as it streams. With `output: junit` either the run's stdout or, when the
+command writes one, the file `{output_dir}/junit.xml`; the file wins when it exists, so a command
+may print progress freely.
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from reconciler.adapters.git import TreeView
-from reconciler.adapters.harness.base import BatchContext, SubtestOutcome, substitute
+from reconciler.adapters.harness.base import (
+    BatchContext,
+    SubtestOutcome,
+    outcomes_for_expected,
+    substitute,
+)
 from reconciler.adapters.harness.enumeration_cache import EnumerationCache
 from reconciler.adapters.harness.junit import parse_junit
-from reconciler.adapters.harness.listing import (
-    LazyCheckout,
-    cached_list,
-    enumerate_listed,
-    run_list_command,
-)
+from reconciler.adapters.harness.ktest import NOT_REACHED, parse_ktest_output
+from reconciler.adapters.harness.listing import enumerate_by_list_command
 from reconciler.adapters.harness.tap import parse_tap
-from reconciler.core.identity import harness_definition_revision
 from reconciler.model.desired import EnumeratedTest
 from reconciler.model.errors import HarnessError
 from reconciler.model.specs import Harness, OutputFormat, TestGroup
@@ -45,14 +46,24 @@ class _OutputParser(Protocol):
     def __call__(self, output: str, *, expected: Sequence[str]) -> list[SubtestOutcome]: ...
 
 
+def parse_ktest_console(output: str, *, expected: Sequence[str]) -> list[SubtestOutcome]:
+    """ktest's `========= PASSED|FAILED|NOTRUN name in Ns` lines; absent subtests are `error`."""
+    return outcomes_for_expected(
+        reported=parse_ktest_output(output), expected=expected, missing_message=NOT_REACHED
+    )
+
+
 _OUTPUT_PARSERS: dict[OutputFormat, _OutputParser] = {
     OutputFormat.TAP: parse_tap,
     OutputFormat.JUNIT: parse_junit,
+    OutputFormat.KTEST: parse_ktest_console,
 }
 
 
 class CommandHarness:
     """A harness whose list, run and build steps are shell commands from its spec."""
+
+    setup_seconds: float = 0.0
 
     def __init__(self, harness: Harness, *, cache: EnumerationCache) -> None:
         if not harness.run:
@@ -64,32 +75,7 @@ class CommandHarness:
         self._cache = cache
 
     def enumerate(self, *, group: TestGroup, tree: TreeView) -> tuple[EnumeratedTest, ...]:
-        files = tree.files()
-        # In-tree tests: the definition decides the list, and each file's blob hash says whether
-        # that file changed. A harness repo: any file in it may feed the list, so its whole tree.
-        revision = tree.tree if self.harness.url else harness_definition_revision(self.harness)
-        list_command = self.harness.list
-
-        def list_subtests(test: str, checkout: LazyCheckout) -> tuple[str, ...]:
-            if not list_command:
-                return (test,)
-            return cached_list(
-                cache=self._cache,
-                revision=revision,
-                list_command=list_command,
-                test=test,
-                blob=files[test],
-                run=lambda: run_list_command(
-                    command=substitute(list_command, {"test": shlex.quote(test)}),
-                    cwd=checkout.path(),
-                    group=group,
-                    test=test,
-                ),
-            )
-
-        return enumerate_listed(
-            group=group, tree=tree, candidates=list(files), list_subtests=list_subtests
-        )
+        return enumerate_by_list_command(self.harness, cache=self._cache, group=group, tree=tree)
 
     def build_command(self) -> str | None:
         return self.harness.build
@@ -112,10 +98,10 @@ class CommandHarness:
         return ()
 
     def reported(self, *, output: str) -> list[SubtestOutcome]:
-        if self.harness.output is not OutputFormat.TAP:
+        if self.harness.output is OutputFormat.JUNIT:
             return []  # an XML report means nothing until it is complete
         # Nothing is expected here, so nothing missing is invented: only test points seen.
-        return parse_tap(output, expected=())
+        return _OUTPUT_PARSERS[self.harness.output](output, expected=())
 
     def parse_results(
         self, *, output: str, files: Mapping[str, bytes], expected: Sequence[str]

@@ -70,6 +70,8 @@ _RUNTIME_ENVIRONMENT = {
 class FstestsHarness:
     """fstests' tests selected by name globs, `_begin_fstest` groups and expunge lists."""
 
+    setup_seconds: float = 0.0
+
     def __init__(self, harness: Harness, *, cache: EnumerationCache) -> None:
         self.harness = harness
         self._cache = cache

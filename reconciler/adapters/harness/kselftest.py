@@ -56,6 +56,8 @@ _RUNNER_NAME = re.compile(
 class KselftestHarness:
     """Targets of tools/testing/selftests, subtests listed explicitly or by a list command."""
 
+    setup_seconds: float = 0.0
+
     def __init__(self, harness: Harness, *, cache: EnumerationCache) -> None:
         self.harness = harness
         self._cache = cache

@@ -111,6 +111,9 @@ def parse_ktest_output(output: str) -> list[SubtestOutcome]:
 class KtestHarness:
     """Test files are `.ktest` scripts in the ktest checkout; subtests their `test_*` functions."""
 
+    setup_seconds: float = 3600.0
+    """`build-test-kernel` builds the kernel inside the batch, then boots it."""
+
     def __init__(self, harness: Harness, *, cache: EnumerationCache) -> None:
         self.harness = harness
         self._cache = cache

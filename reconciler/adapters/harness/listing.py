@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import tempfile
@@ -22,11 +23,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reconciler.adapters.git import TreeView
-from reconciler.adapters.harness.base import glob_regex
+from reconciler.adapters.harness.base import glob_regex, substitute
 from reconciler.adapters.harness.enumeration_cache import EnumerationCache, enumeration_key
+from reconciler.core.identity import harness_definition_revision
 from reconciler.model.desired import EnumeratedTest
 from reconciler.model.errors import HarnessError, InfrastructureError
-from reconciler.model.specs import TestGroup
+from reconciler.model.specs import Harness, TestGroup
 
 LIST_TIMEOUT_SECONDS: float = 60
 
@@ -226,3 +228,38 @@ def run_list_command(*, command: str, cwd: Path, group: TestGroup, test: str) ->
     # `#` lines are comments, so list commands may print TAP-style diagnostics.
     subtests = [name for name in names if name and not name.startswith("#")]
     return unique_subtests(subtests, what=f"the list command for {test!r} printed a subtest")
+
+
+def enumerate_by_list_command(
+    harness: Harness, *, cache: EnumerationCache, group: TestGroup, tree: TreeView
+) -> tuple[EnumeratedTest, ...]:
+    """Test files by the group's globs, subtests from the harness's `list` command (`{test}`
+    substituted), cached; without a list command each file is its own one subtest.
+
+    In-tree tests: the definition decides the list, and each file's blob hash says whether that
+    file changed. A harness repo: any file in it may feed the list, so its whole tree.
+    """
+    files = tree.files()
+    revision = tree.tree if harness.url else harness_definition_revision(harness)
+    list_command = harness.list
+
+    def list_subtests(test: str, checkout: LazyCheckout) -> tuple[str, ...]:
+        if not list_command:
+            return (test,)
+        return cached_list(
+            cache=cache,
+            revision=revision,
+            list_command=list_command,
+            test=test,
+            blob=files[test],
+            run=lambda: run_list_command(
+                command=substitute(list_command, {"test": shlex.quote(test)}),
+                cwd=checkout.path(),
+                group=group,
+                test=test,
+            ),
+        )
+
+    return enumerate_listed(
+        group=group, tree=tree, candidates=list(files), list_subtests=list_subtests
+    )

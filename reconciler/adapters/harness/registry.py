@@ -15,6 +15,7 @@ from reconciler.adapters.harness.enumeration_cache import EnumerationCache
 from reconciler.adapters.harness.fstests import FstestsHarness
 from reconciler.adapters.harness.kselftest import KselftestHarness
 from reconciler.adapters.harness.ktest import KtestHarness
+from reconciler.adapters.harness.vm import VmHarness
 from reconciler.model.errors import HarnessError
 from reconciler.model.specs import Harness, HarnessType
 
@@ -25,6 +26,7 @@ ADAPTERS: dict[HarnessType, AdapterFactory] = {
     HarnessType.KTEST: lambda harness, cache: KtestHarness(harness, cache=cache),
     HarnessType.FSTESTS: lambda harness, cache: FstestsHarness(harness, cache=cache),
     HarnessType.KSELFTEST: lambda harness, cache: KselftestHarness(harness, cache=cache),
+    HarnessType.VM: lambda harness, cache: VmHarness(harness, cache=cache),
 }
 
 

@@ -122,7 +122,9 @@ class StoreIndex(Closing):
             if problem is None:
                 with wrapped_errors(path, doing="opening"):
                     return cls(layout=layout, connection=connect(path), rebuilt_reason=None)
-            reason = f"corrupt ({problem})"
+            # An index of an older schema is expected after an upgrade, not damage.
+            kind = "outdated" if problem.startswith("schema version") else "corrupt"
+            reason = f"{kind} ({problem})"
             log.warning("store index %s is %s: rebuilding it from the record files", path, reason)
             remove_database(path)
         counts = rebuild(layout, first_generation=0)
@@ -220,16 +222,25 @@ class StoreIndex(Closing):
         with wrapped_errors(self.path, doing="listing units' results"):
             return results_for_units(self._connection, units)
 
+    def builds_with_image(self, image_hash: str) -> list[str]:
+        """Passed builds whose boot image has this sha256, sorted."""
+        with wrapped_errors(self.path, doing="finding builds by image"):
+            rows = self._connection.execute(
+                "SELECT id FROM builds WHERE image_hash = ? AND status = 'pass' ORDER BY id",
+                (image_hash,),
+            ).fetchall()
+        return [build for (build,) in rows]
+
     def add_build(self, record: BuildRecord) -> bool:
         row = build_row(record)
         connection = self._connection
         with wrapped_errors(self.path, doing="indexing a build"), transaction(connection):
             old = connection.execute(
-                "SELECT id, status, source_tree FROM builds WHERE id = ?", (row[0],)
+                "SELECT id, status, source_tree, image_hash FROM builds WHERE id = ?", (row[0],)
             ).fetchone()
             if old == row:
                 return False
-            connection.execute("INSERT OR REPLACE INTO builds VALUES (?, ?, ?)", row)
+            connection.execute("INSERT OR REPLACE INTO builds VALUES (?, ?, ?, ?)", row)
             bump_generation(connection)
         return True
 

@@ -161,7 +161,7 @@ def _fill(temp_path: Path, layout: StoreLayout, *, first_generation: int) -> Rei
             (result_row(r) for r in skipped.readable(ResultRecord, layout.iter_result_files())),
         )
         builds = connection.executemany(
-            "INSERT OR REPLACE INTO builds VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO builds VALUES (?, ?, ?, ?)",
             (build_row(b) for b in skipped.readable(BuildRecord, layout.iter_build_files())),
         ).rowcount
         # Secondary indexes after the load: one sort each instead of random inserts.

@@ -22,13 +22,13 @@ from reconciler.model.results import BuildRecord, ResultRecord, Status
 
 ResultRow = tuple[str, str, str, str, str, str, float | None]
 """(id, unit, build, test, subtest, status, duration): one row of the `results` table."""
-BuildRow = tuple[str, str, str | None]
-"""(id, status, source_tree): one row of the `builds` table."""
+BuildRow = tuple[str, str, str | None, str | None]
+"""(id, status, source_tree, image_hash): one row of the `builds` table."""
 
 # 2: the `durations` table (per-subtest history for batch packing). 3: per-verdict counts in
-# `units` (for the query commands). An index of another version is rebuilt from the files when
-# opened.
-SCHEMA_VERSION = 3
+# `units` (for the query commands). 4: builds' image hashes (results reused for an identical
+# boot image). An index of another version is rebuilt from the files when opened.
+SCHEMA_VERSION = 4
 REINDEX_HINT = "run `reconciler store reindex` to rebuild the index from the record files"
 
 # Tables only; secondary indexes are separate so a full rebuild can create them after the bulk
@@ -75,7 +75,8 @@ CREATE TABLE durations (
 CREATE TABLE builds (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
-    source_tree TEXT
+    source_tree TEXT,
+    image_hash TEXT
 ) WITHOUT ROWID;
 """
 
@@ -86,6 +87,7 @@ CREATE INDEX results_by_unit ON results (unit, subtest, status, duration);
 CREATE INDEX units_by_build ON units (build);
 CREATE INDEX units_by_test ON units (test);
 CREATE INDEX builds_by_tree ON builds (source_tree);
+CREATE INDEX builds_by_image ON builds (image_hash);
 """
 
 # Error results never count towards durations: an ssh timeout says nothing about the test.
@@ -172,4 +174,9 @@ def result_row(record: ResultRecord) -> ResultRow:
 
 def build_row(record: BuildRecord) -> BuildRow:
     source_tree = record.preimage.get("source_tree")
-    return (record.id, record.status.value, source_tree if isinstance(source_tree, str) else None)
+    return (
+        record.id,
+        record.status.value,
+        source_tree if isinstance(source_tree, str) else None,
+        record.image_hash,
+    )

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Collection, Iterator
 from typing import Any
 
+from reconciler.core.identity import unit_identity
+from reconciler.core.same_image import same_image_applies
 from reconciler.model.desired import DesiredState, StoreSnapshot, UnitSummary
 from reconciler.model.results import BuildStatus, Status
 
@@ -68,11 +70,15 @@ def _read(connection: sqlite3.Connection, desired: DesiredState) -> StoreSnapsho
         for unit in sorted(partial)
     }
 
-    build_statuses = {
-        build: _BUILD_STATUS[status]
-        for rows in select_where_in(connection, "SELECT id, status FROM builds", "id", builds)
-        for build, status in rows
-    }
+    build_statuses: dict[str, BuildStatus] = {}
+    images: dict[str, str] = {}
+    for rows in select_where_in(
+        connection, "SELECT id, status, image_hash FROM builds", "id", builds
+    ):
+        for build, status, image in rows:
+            build_statuses[build] = _BUILD_STATUS[status]
+            if image is not None and status == BuildStatus.PASS.value:
+                images[build] = image
     mean_seconds = {
         test: duration_sum / timed
         for rows in select_where_in(
@@ -81,6 +87,7 @@ def _read(connection: sqlite3.Connection, desired: DesiredState) -> StoreSnapsho
         for test, duration_sum, timed in rows
         if timed
     }
+    same_image = _same_image(connection, desired, units=units, images=images)
     (generation,) = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
     return StoreSnapshot(
         generation=generation,
@@ -88,7 +95,63 @@ def _read(connection: sqlite3.Connection, desired: DesiredState) -> StoreSnapsho
         subtests=subtests,
         builds=build_statuses,
         mean_subtest_seconds=mean_seconds,
+        same_image=same_image,
     )
+
+
+def _same_image(
+    connection: sqlite3.Connection,
+    desired: DesiredState,
+    *,
+    units: dict[str, UnitSummary],
+    images: dict[str, str],
+) -> dict[str, str]:
+    """Incomplete desired units whose build's boot image another passed build also produced,
+    mapped to that build's complete unit of otherwise identical inputs.
+
+    Costs one indexed query when no two builds share an image (the usual case: a rebuild of
+    the same inputs keeps its identity); twin units are hashed only for builds with a twin.
+    """
+    if not images:
+        return {}
+    twins: dict[str, list[str]] = {}
+    for rows in select_where_in(
+        connection, "SELECT id, status, image_hash FROM builds", "image_hash", set(images.values())
+    ):
+        for build, status, image in rows:
+            if status == BuildStatus.PASS.value:
+                twins.setdefault(image, []).append(build)
+    candidates: dict[str, list[tuple[str, int]]] = {}
+    for slot in desired.slots:
+        others = sorted(
+            b for b in twins.get(images.get(slot.build.id, ""), ()) if b != slot.build.id
+        )
+        if not others:
+            continue
+        for unit in slot.units:
+            if not same_image_applies(slot.build.preimage, unit.preimage):
+                continue
+            summary = units.get(unit.unit)
+            if summary is not None and summary.verdicts >= len(unit.subtests):
+                continue
+            candidates[unit.unit] = [
+                (unit_identity({**unit.preimage, "build": other}).hex, len(unit.subtests))
+                for other in others
+            ]
+    if not candidates:
+        return {}
+    wanted = {twin for options in candidates.values() for twin, _ in options}
+    verdicts = {
+        unit: count
+        for rows in select_where_in(connection, "SELECT unit, verdicts FROM units", "unit", wanted)
+        for unit, count in rows
+    }
+    return {
+        unit: twin
+        for unit, options in candidates.items()
+        for twin in [next((t for t, n in options if verdicts.get(t, 0) >= n), None)]
+        if twin is not None
+    }
 
 
 def select_where_in(

@@ -245,7 +245,9 @@ def verify_index(connection: sqlite3.Connection, layout: StoreLayout) -> list[st
         )
         verifier.join(
             verifier.record_files(BuildRecord, layout.iter_build_files()),
-            connection.execute("SELECT id, status, source_tree FROM builds ORDER BY id"),
+            connection.execute(
+                "SELECT id, status, source_tree, image_hash FROM builds ORDER BY id"
+            ),
             path_of=layout.build_path,
         )
         verifier.units()
