@@ -37,8 +37,9 @@ from .test_kbuild import CCACHE, job_at, profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-FRAGMENT = ["64BIT=y", "PRINTK=y", "SWAP=n"]
-"""On tinyconfig: options turned on, and one asked off that tinyconfig leaves out altogether."""
+FRAGMENT = ["64BIT=y", "PRINTK=y", "SWAP=n", "BLK_DEV_INITRD=y"]
+"""On tinyconfig: options turned on, and one asked off that tinyconfig leaves out altogether.
+BLK_DEV_INITRD builds the kernel's own initramfs, which is stamped with the build timestamp."""
 
 
 def packed_kernel_repo() -> Path:
@@ -180,7 +181,7 @@ def test_a_tinyconfig_kernel_is_built_stamped_reproducibly_with_its_hashes_recor
     assert {"CONFIG_64BIT=y", "CONFIG_PRINTK=y"} <= set(config)
     # SWAP=n is met by SWAP's absence: it depends on BLOCK, which tinyconfig leaves off.
     assert not [line for line in config if "CONFIG_SWAP " in line or "CONFIG_SWAP=" in line]
-    assert "kbuild: all 3 options of the fragment are in .config" in first.log
+    assert "kbuild: all 4 options of the fragment are in .config" in first.log
     assert ("kbuild: ccache used" in first.log) is CCACHE
     generated = kernels.objdir(TINY)
     # No `+` for an untagged worktree, and the commit's date rather than the build's.
@@ -216,6 +217,11 @@ def test_the_next_commit_of_the_branch_recompiles_only_what_changed(
     ]
     assert second.record.image_hash not in (None, first.record.image_hash)
     assert second.record.resolved_config_hash == first.record.resolved_config_hash
+    # The built-in initramfs carries the new commit's date, as a full build's would: kbuild
+    # alone would keep the previous build's (it does not track KBUILD_BUILD_TIMESTAMP).
+    cpio = (kernels.objdir(TINY) / "usr/initramfs_data.cpio").read_bytes()
+    assert cpio[:6] == b"070701"
+    assert int(cpio[46:54], 16) == 1675245600  # 2023-02-01T10:00:00Z, commit_change's date
     print(f"incremental: {len(second.compiled)} CC lines after {len(first.compiled)}")
 
 

@@ -13,8 +13,10 @@ Three things make the result worth hashing:
   the resolved `.config` is then checked against the fragment (`core.kconfig_check`), because
   olddefconfig silently drops what it cannot honour;
 - the build is reproducible: `KBUILD_BUILD_TIMESTAMP` is the commit's date, user, host and the
-  build counter are fixed, and `LOCALVERSION` is set (empty) so no `+` is appended; two object
-  dirs (or hosts with one compiler and binutils) building one commit get one image hash. Not
+  build counter are fixed, and `LOCALVERSION` is set (empty) so no `+` is appended; outputs
+  kbuild stamps with the timestamp but does not track it (`TIMESTAMPED_OUTPUTS`) are remade
+  each build; so two object dirs (or hosts with one compiler and binutils) building one commit,
+  from scratch or incrementally, get one image hash. Not
   so for configs that generate a secret per object dir (auto-generated module signing keys,
   RANDSTRUCT's seed): their image hash names the image, not the inputs;
 - the toolchain is named, not found: `gcc`, `gcc-N`, `clang` (`LLVM=1`), `clang-N`
@@ -310,6 +312,13 @@ def configure_command(inputs: KbuildInputs, lineage: Lineage, *, ccache: bool) -
     )
 
 
+TIMESTAMPED_OUTPUTS = ("usr/initramfs_data.cpio", "kernel/kheaders_data.tar.xz")
+"""Generated files stamped with `KBUILD_BUILD_TIMESTAMP` that kbuild does not rebuild when only
+the timestamp changes: in a reused object dir they would keep the previous commit's date, and
+an incremental build of a commit would differ from a full one (measured: the built-in
+initramfs's mtimes were the last build's). Removed before each build so they are made anew."""
+
+
 def _has_jobs(make_flags: Sequence[str]) -> bool:
     return any(flag.startswith(("-j", "--jobs")) for flag in make_flags)
 
@@ -322,9 +331,11 @@ def build_command(
     jobs = "" if _has_jobs(inputs.make_flags) else ' -j"$(nproc)"'
     image = f"{lineage.obj}/{inputs.arch.image}"
     missing = f"kbuild: make succeeded but left no {inputs.arch.image}"
+    stale = " ".join(q(f"{lineage.obj}/{path}") for path in TIMESTAMPED_OUTPUTS)
     return _locked(
         lineage,
         f"{_still_at(lineage, inputs.commit, config_sha256=config_sha256)} && "
+        f"rm -f {stale} && "
         f"{_shown(make, raw_tail=jobs)} && "
         f"{{ [ -f {q(image)} ] || {{ echo {q(missing)}; exit 1; }}; }}",
     )
