@@ -53,11 +53,12 @@ Usage: python bench/vm_boot.py --kernel PATH [--runs 5] [--vng PATH] [--busybox 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shlex
 import shutil
+import stat
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from reconciler.adapters.vm.vmrun.guest import Cpio, is_dynamic_elf
 
 MARKER = "vm-boot-bench: ok"
 CMDLINE = "console=ttyS0 panic=-1"
@@ -103,30 +106,20 @@ EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INFRA = 0, 1, 2, 3
 # --- the initramfs: newc cpio written here, so neither cpio nor root is needed ------------
 
 
-def _newc_entry(
-    name: str, *, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)
-) -> bytes:
-    fields = (1, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0)
-    header = b"070701" + b"".join(b"%08X" % value for value in fields)
-    named = header + name.encode() + b"\0"
-    named += b"\0" * (-len(named) % 4)
-    return named + data + b"\0" * (-len(data) % 4)
-
-
 def initramfs(busybox: bytes) -> bytes:
-    """A newc archive: /bin/busybox and an /init that prints MARKER and reboots (QEMU exits)."""
+    """A newc archive (written by the runner's own `Cpio`): /bin/busybox and an /init that
+    prints MARKER and reboots (QEMU exits)."""
     init = f"#!/bin/busybox sh\necho '{MARKER}'\n/bin/busybox reboot -f\n".encode()
-    entries = [
-        _newc_entry("bin", mode=0o040755),
-        _newc_entry("dev", mode=0o040755),
-        # The kernel opens /dev/console for init before anything could mount devtmpfs.
-        _newc_entry("dev/console", mode=0o020600, rdev=(5, 1)),
-        _newc_entry("bin/busybox", mode=0o100755, data=busybox),
-        _newc_entry("init", mode=0o100755, data=init),
-        _newc_entry("TRAILER!!!", mode=0),
-    ]
-    archive = b"".join(entries)
-    return archive + b"\0" * (-len(archive) % 512)
+    archive = io.BytesIO()
+    cpio = Cpio(archive)
+    cpio.directory("bin")
+    cpio.directory("dev")
+    # The kernel opens /dev/console for init before anything could mount devtmpfs.
+    cpio.entry("dev/console", stat.S_IFCHR | 0o600, rdev=os.makedev(5, 1))
+    cpio.file("bin/busybox", busybox, executable=True)
+    cpio.file("init", init, executable=True)
+    cpio.finish()
+    return archive.getvalue()
 
 
 # --- the two ways to boot -------------------------------------------------------------------
@@ -232,20 +225,10 @@ def missing_vng_options(config: Path) -> list[str]:
 
 
 def statically_linked(path: str) -> bool:
-    """True unless the x86_64 ELF file has a PT_INTERP program header (a loader it needs)."""
+    """True for an ELF file needing no program interpreter (the runner's own check)."""
     with open(path, "rb") as handle:
-        head = handle.read(64)
-        if len(head) < 64 or head[:6] != b"\x7fELF\x02\x01":  # 64-bit little-endian ELF
-            return False
-        (phoff,) = struct.unpack_from("<Q", head, 32)
-        phentsize, phnum = struct.unpack_from("<HH", head, 54)
-        handle.seek(phoff)
-        table = handle.read(phentsize * phnum)
-    pt_interp = 3
-    return all(
-        struct.unpack_from("<I", table, offset)[0] != pt_interp
-        for offset in range(0, len(table) - 3, phentsize)
-    )
+        elf = handle.read(4) == b"\x7fELF"
+    return elf and not is_dynamic_elf(path)
 
 
 # --- main ---------------------------------------------------------------------------------

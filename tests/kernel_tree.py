@@ -125,48 +125,7 @@ def vm_kernel() -> Path:
 
 
 BASELINE_TAG = "v6.1"
-_GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Linux import",
-    "GIT_AUTHOR_EMAIL": "import@example.invalid",
-    "GIT_COMMITTER_NAME": "Linux import",
-    "GIT_COMMITTER_EMAIL": "import@example.invalid",
-    "GIT_AUTHOR_DATE": "2022-12-11T14:15:00+00:00",
-    "GIT_COMMITTER_DATE": "2022-12-11T14:15:00+00:00",
-}
-
-
-def kernel_git_repo() -> Path:
-    """A bare repository whose one commit is the imported tree, tagged `v6.1`.
-
-    Tests that need commits on top clone it (`git clone --shared`) and commit there, so this
-    one is never written after it is made.
-    """
-    tree = linux_source()
-    repo = cache_root() / f"{tree.name}.git"
-    with _locked(repo):
-        if not (repo / "refs/tags" / BASELINE_TAG).is_file():
-            partial = repo.with_suffix(".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            env = {**os.environ, **_GIT_IDENTITY}
-            git = ["git", f"--git-dir={partial}", f"--work-tree={tree}"]
-            # A git dir whose work tree is the cached tree: nothing is copied, and the index
-            # is dropped afterwards, leaving a plain bare repository.
-            subprocess.run([*git, "init", "-q", "-b", "master"], check=True)
-            # `-f`: Debian's top-level .gitignore ignores everything but debian/; the tarball
-            # holds no generated files, so forcing adds exactly what it ships.
-            subprocess.run([*git, "add", "-A", "-f"], check=True, env=env)
-            subprocess.run(
-                [*git, "commit", "-q", "-m", "Linux 6.1 (Debian linux-source-6.1)"],
-                check=True,
-                env=env,
-            )
-            subprocess.run([*git, "tag", BASELINE_TAG], check=True, env=env)
-            subprocess.run([*git, "config", "--unset", "core.worktree"], check=True)
-            subprocess.run([*git, "config", "core.bare", "true"], check=True)
-            (partial / "index").unlink()
-            shutil.rmtree(repo, ignore_errors=True)
-            partial.rename(repo)
-    return repo
+"""The imported tree's tag in `kernel_example_repos()`'s linux.git."""
 
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples/kernel"

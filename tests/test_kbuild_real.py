@@ -4,15 +4,14 @@ Slow: one full build, one from scratch in a second lineage, and a few short ones
 object directory makes incremental. Assertions are about what make did (its `CC` lines) and
 what came out (hashes, the log), never about wall time.
 
-The repo the host fetches from is a shared clone of a packed copy of `kernel_git_repo()`:
-fetching from its loose objects costs git a minute and a half of compression, from a pack a
-few seconds. The packed copy is made once per test cache.
+The repo the host fetches from is a shared clone of the kernel example's linux.git
+(`kernel_example_repos()`), which `make-repos.sh` leaves in one pack: fetching loose objects
+would cost git a minute and a half of compression, a pack a few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import hashlib
 import os
 import re
@@ -32,7 +31,7 @@ from reconciler.model.execution import BuildJob
 from reconciler.model.results import BuildRecord, BuildStatus
 from reconciler.model.specs import Profile
 
-from .kernel_tree import BASELINE_TAG, cache_root, kernel_git_repo
+from .kernel_tree import BASELINE_TAG, kernel_example_repos
 from .test_kbuild import CCACHE, job_at, profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -40,34 +39,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 FRAGMENT = ["64BIT=y", "PRINTK=y", "SWAP=n", "BLK_DEV_INITRD=y"]
 """On tinyconfig: options turned on, and one asked off that tinyconfig leaves out altogether.
 BLK_DEV_INITRD builds the kernel's own initramfs, which is stamped with the build timestamp."""
-
-
-def packed_kernel_repo() -> Path:
-    """A bare copy of `kernel_git_repo()` in one pack (no delta search: quick to make)."""
-    source = kernel_git_repo()
-    packed = cache_root() / f"{source.stem}-packed.git"
-    with open(cache_root() / f"{packed.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (packed / "refs/tags" / BASELINE_TAG).is_file():
-            partial = packed.with_suffix(".partial")
-            subprocess.run(["rm", "-rf", str(partial)], check=True)
-            subprocess.run(["git", "clone", "-q", "--bare", str(source), str(partial)], check=True)
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(partial),
-                    "-c",
-                    "pack.compression=1",
-                    "repack",
-                    "-adq",
-                    "--window=0",
-                ],
-                check=True,
-            )
-            subprocess.run(["rm", "-rf", str(packed)], check=True)
-            partial.rename(packed)
-    return packed
 
 
 def commit_change(repo: Path, *, parent: str, path: str, text: str, message: str) -> str:
@@ -122,7 +93,15 @@ class KernelFarm:
         self.root = root
         self.repo = root / "linux.git"
         subprocess.run(
-            ["git", "clone", "-q", "--bare", "--shared", str(packed_kernel_repo()), str(self.repo)],
+            [
+                "git",
+                "clone",
+                "-q",
+                "--bare",
+                "--shared",
+                str(kernel_example_repos() / "linux.git"),
+                str(self.repo),
+            ],
             check=True,
         )
 

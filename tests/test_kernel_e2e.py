@@ -22,8 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import brotli
 import pytest
+
+from reconciler.adapters.store.files import ResultStore
 
 from .kernel_tree import EXAMPLE, kernel_example_repos
 
@@ -211,8 +212,8 @@ def _compiled_files(state: Path, log_hash: str) -> int:
 
 
 def _read_log(state: Path, log_hash: str) -> str:
-    path = state / "store/logs" / log_hash[:2] / f"{log_hash}.br"
-    return brotli.decompress(path.read_bytes()).decode(errors="replace")
+    with ResultStore(state / "store") as store:
+        return store.read_log(log_hash).decode(errors="replace")
 
 
 def _rev(repos: Path, rev: str) -> str:

@@ -28,6 +28,7 @@ from reconciler.app.image_reuse import copy_same_image_results
 from reconciler.app.worker_setup import HostWorkspace, PreparationError, runtime_env
 from reconciler.core.identity import ResultIdentities, result_preimage
 from reconciler.core.kbuild import boot_image, uses_kbuild
+from reconciler.core.same_image import same_image_applies
 from reconciler.model.errors import HarnessError
 from reconciler.model.execution import Batch
 from reconciler.model.results import VERDICTS, Attempt, BuildStatus, ResultRecord, Status
@@ -91,9 +92,12 @@ class BatchRunner:
         identities = ResultIdentities(batch.unit_preimage)
         pending = tuple(s for s in batch.subtests if self._status(identities, s) not in VERDICTS)
         # The build just made may have produced a boot image another build already tested.
-        reused = copy_same_image_results(
-            self.store, unit=batch.unit, unit_preimage=batch.unit_preimage, subtests=pending
-        )
+        # Checked on the preimages first, so batches that cannot qualify read nothing more.
+        reused: list[str] = []
+        if same_image_applies(batch.build.preimage, batch.unit_preimage):
+            reused = copy_same_image_results(
+                self.store, unit=batch.unit, unit_preimage=batch.unit_preimage, subtests=pending
+            )
         if reused:
             pending = tuple(s for s in pending if s not in reused)
         if not pending:

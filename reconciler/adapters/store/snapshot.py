@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterator
 from typing import Any
 
 from reconciler.core.identity import unit_identity
+from reconciler.core.kbuild import uses_kbuild
 from reconciler.core.same_image import same_image_applies
 from reconciler.model.desired import DesiredState, StoreSnapshot, UnitSummary
 from reconciler.model.results import BuildStatus, Status
@@ -110,8 +111,11 @@ def _same_image(
     mapped to that build's complete unit of otherwise identical inputs.
 
     Costs one indexed query when no two builds share an image (the usual case: a rebuild of
-    the same inputs keeps its identity); twin units are hashed only for builds with a twin.
+    the same inputs keeps its identity), and none when no desired build is a passed `kbuild` one
+    with an image; twin units are hashed only for builds with a twin.
     """
+    kbuild_builds = {slot.build.id for slot in desired.slots if uses_kbuild(slot.build.preimage)}
+    images = {build: image for build, image in images.items() if build in kbuild_builds}
     if not images:
         return {}
     twins: dict[str, list[str]] = {}
