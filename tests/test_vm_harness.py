@@ -223,6 +223,12 @@ def test_vmrun_events_that_are_not_verdicts_raise() -> None:
 # --- real VMs ---------------------------------------------------------------------------------
 
 
+# The first test's set-up may build the test kernel from nothing (2-3 minutes on 2 cores, as
+# in CI): more than the suite's default 120 s per test, which still bounds the tests themselves
+# through vmrun's own watchdogs.
+pytestmark = pytest.mark.timeout(600)
+
+
 @pytest.fixture(scope="module")
 def kernel() -> Path:
     return vm_kernel()

@@ -42,6 +42,12 @@ from .vm_guest import (
 BUSYBOX = "/bin/busybox"
 
 
+# The first test's set-up may build the test kernel from nothing (2-3 minutes on 2 cores, as
+# in CI): more than the suite's default 120 s per test, which still bounds the tests themselves
+# through vmrun's own watchdogs.
+pytestmark = pytest.mark.timeout(600)
+
+
 @pytest.fixture(scope="module")
 def kernel() -> Path:
     return vm_kernel()
