@@ -5,7 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 SPECS ?= specs
 
-.PHONY: demo demo-kernel test check lint schemas bench clean
+.PHONY: demo demo-kernel test check lint lock schemas bench clean
+
+# Every install comes from the locks in requirements/ (hashes checked, nothing else resolved);
+# `make lock` refreshes them. A lock older than pyproject.toml's dependencies stops the install
+# with one line saying so. pip runs with -qq: errors still show, its warnings about host
+# configuration do not (what is installed is the lock, hashes checked).
+LOCK_CHECK = $(PYTHON) requirements/lock.py check
+PIP = $(BIN)/python -m pip -qq
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 # Debian splits venv out of python3; install it when it is missing and we may (CI runs as root).
 $(BIN)/python:
@@ -13,15 +21,22 @@ $(BIN)/python:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); \
 	  else echo "error: '$(PYTHON) -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2; exit 1; fi; }
-	@$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed-run: pyproject.toml requirements/run.lock | $(BIN)/python
+	@$(LOCK_CHECK) requirements/run.lock
+	$(PIP) install --require-hashes --no-deps -r requirements/run.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.lock | $(BIN)/python
+	@$(LOCK_CHECK) requirements/dev.lock
+	$(PIP) install --require-hashes --no-deps -r requirements/dev.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@ $(VENV)/.installed-run
+
+# Re-resolve both locks against the package index: the one deliberate way the set changes.
+lock: | $(BIN)/python
+	$(BIN)/python requirements/lock.py write
 
 demo: $(VENV)/.installed-run
 	@RECONCILER=$(CURDIR)/$(BIN)/reconciler examples/quickstart/demo.sh
@@ -35,8 +50,8 @@ test: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check reconciler tests bench
-	$(BIN)/ruff format --check reconciler tests bench
+	$(BIN)/ruff check reconciler tests bench requirements
+	$(BIN)/ruff format --check reconciler tests bench requirements
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -46,7 +61,7 @@ check: lint test
 schemas: $(VENV)/.installed-run
 	$(BIN)/reconciler schemas --write schemas
 
-bench: $(VENV)/.installed-run
+bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/farm_sim.py
 	$(BIN)/python bench/git_resolve.py
 	$(BIN)/python bench/plan_scale.py

@@ -1,5 +1,5 @@
-"""`python -m reconciler`: the same as the `reconciler` console script."""
+"""`python -m reconciler`: the same as the `reconciler` command."""
 
-from reconciler.cli.main import entry_point
+from reconciler.cli.entry import entry_point
 
 entry_point()

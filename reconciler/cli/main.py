@@ -250,8 +250,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERNAL_ERROR
 
 
-def entry_point() -> None:
-    sys.exit(main())
-
-
-__all__ = ["ExitCode", "build_parser", "entry_point", "main"]
+__all__ = ["ExitCode", "build_parser", "main"]
