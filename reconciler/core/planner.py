@@ -272,6 +272,7 @@ def plan(
         origins=_origin_summaries(slots, parts, estimates=estimates),
         suspended=desired.suspended,
         estimates=estimates,
+        blocked=desired.blocked,
     )
 
 

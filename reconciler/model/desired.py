@@ -118,11 +118,48 @@ class DesiredSlot:
     priority: int
 
 
+class BlockReason(StrEnum):
+    """Why part of the desired state cannot be planned at all (its identities are unknown)."""
+
+    LISTING_FAILED = "listing-failed"
+    """The harness could not list a test file's subtests (it failed, hung, or printed
+    something that is not a subtest name)."""
+    DEPENDENCY_UNRESOLVED = "dependency-unresolved"
+    """A dependency the test file needs (a ktest `require-git` repository) did not resolve."""
+    TOOLCHAIN_UNAVAILABLE = "toolchain-unavailable"
+    """The profile's toolchain could not be resolved to a concrete compiler."""
+
+
+@dataclass(frozen=True)
+class BlockedWork:
+    """Desired work that cannot be planned, and why: reported everywhere, never dropped silently.
+
+    The rest of the plan goes on without it. `test` is None when a whole test group or slot is
+    blocked; `profile` is None when the block holds under every profile.
+    """
+
+    reason: BlockReason
+    message: str
+    """What is wrong and what to do, for people; quotes the offending output where there is
+    one."""
+    harness: str
+    group: str | None = None
+    test: str | None = None
+    profile: str | None = None
+    origins: tuple[Origin, ...] = ()
+    """Who asked for the blocked work, sorted."""
+    commits: tuple[str, ...] = ()
+    """Commits of those origins the block holds at (empty: a harness-wide block)."""
+
+
 @dataclass(frozen=True)
 class DesiredState:
     slots: tuple[DesiredSlot, ...]
     suspended: tuple[str, ...] = ()
     """Branches marked `suspend: true`: shown, never scheduled."""
+    blocked: tuple[BlockedWork, ...] = ()
+    """What the specs ask for but cannot be planned (failed listings, unresolved
+    dependencies, unavailable toolchains)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from reconciler.model.desired import Origin
+from reconciler.model.desired import BlockedWork, Origin
 
 
 class Reason(StrEnum):
@@ -112,7 +112,13 @@ class Plan:
     suspended: tuple[str, ...] = ()
     estimates: Estimates = Estimates()
     """What the estimate assumed where the store had no durations."""
+    blocked: tuple[BlockedWork, ...] = ()
+    """Work the specs ask for that could not be planned, with why; the rest is planned."""
 
     @property
     def has_work(self) -> bool:
         return self.totals.results_run > 0 or self.totals.builds_run > 0
+
+    @property
+    def partly_blocked(self) -> bool:
+        return bool(self.blocked)
