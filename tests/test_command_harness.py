@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.harness import listing as listing_module
 from reconciler.adapters.harness.base import BatchContext, SubtestOutcome, glob_matches
 from reconciler.adapters.harness.command import CommandHarness
 from reconciler.adapters.harness.enumeration_cache import (
@@ -23,7 +22,7 @@ from reconciler.adapters.harness.fstests import FstestsHarness
 from reconciler.adapters.harness.kselftest import KselftestHarness
 from reconciler.adapters.harness.ktest import KtestHarness
 from reconciler.adapters.harness.registry import ADAPTERS, adapter_for
-from reconciler.model.desired import EnumeratedTest
+from reconciler.model.desired import BlockReason, EnumeratedTest, ListingBlock
 from reconciler.model.errors import HarnessError
 from reconciler.model.results import Status
 from reconciler.model.specs import Harness, HarnessType, OutputFormat, TestGroup
@@ -414,27 +413,38 @@ def test_reported_streams_tap_test_points_and_never_guesses(tmp_path: Path) -> N
     assert junit.reported(output="<testsuite><testcase name='a'/>") == []
 
 
-def test_a_failing_list_command_is_a_harness_error(harness_repo: Path) -> None:
+def test_a_failing_list_command_blocks_each_file_it_fails_for(harness_repo: Path) -> None:
     tree = commit_all(harness_repo, "tests")
     harness = Harness.model_validate(
         {
             "kind": "Harness",
             "name": "scripts",
             "type": "command",
-            "list": "echo partial; echo 'line 1: unexpected token' >&2; exit 3",
+            "list": "case {test} in *beta*) echo b1;; *) echo partial;"
+            " echo 'line 1: unexpected token' >&2; exit 3;; esac",
             "run": "sh {test}",
         }
     )
     cache = MemoryEnumerationCache()
-    with pytest.raises(HarnessError) as raised:
-        CommandHarness(harness, cache=cache).enumerate(group=make_group(), tree=tree)
-    assert raised.value.message == (
-        "the list command for 'tests/alpha.sh' of test group 'shell' exited with status 3:"
-        " line 1: unexpected token"
+    listed = CommandHarness(harness, cache=cache).enumerate(
+        group=make_group(tests=["tests/alpha.sh", "tests/beta.sh"]), tree=tree
     )
-    assert raised.value.where == "test group 'shell'"
+    command = harness.list.replace("{test}", "tests/alpha.sh") if harness.list else ""
+    assert listed == (
+        EnumeratedTest(
+            "tests/alpha.sh",
+            (),
+            blocked=ListingBlock(
+                BlockReason.LISTING_FAILED,
+                "listing 'tests/alpha.sh' exited with status 3; it printed 'partial'; stderr:"
+                f" line 1: unexpected token (hint: run it by hand in a checkout: {command})",
+            ),
+        ),
+        EnumeratedTest("tests/beta.sh", ("b1",)),
+    )
     # A failed listing is never cached: fixing the command lists the file again.
-    assert (cache.hits, cache.misses) == (0, 1)
+    assert (cache.hits, cache.misses) == (0, 2)
+    assert len(cache._entries) == 1
 
 
 def test_a_glob_matching_nothing_is_a_harness_error(
@@ -450,37 +460,26 @@ def test_a_glob_matching_nothing_is_a_harness_error(
 
 
 @pytest.mark.parametrize(
-    ("list_command", "group_fields", "message"),
+    ("group_fields", "message"),
     [
         (
-            "echo a; echo b; echo a",
-            {},
-            "the list command for 'tests/alpha.sh' printed a subtest name 'a' more than once",
-        ),
-        (
-            "sh {test} --list",
             {"subtests": {"tests/alpah.sh": ["one"]}},
             "subtests are listed for 'tests/alpah.sh', which is not one of the test files of"
             " test group 'shell'",
         ),
         (
-            "sh {test} --list",
             {"subtests": {"tests/alpha.sh": ["one", "one"]}},
             "subtests of 'tests/alpha.sh' in test group 'shell' name 'one' more than once",
         ),
-        (
-            "printf '\\377\\n'",
-            {},
-            "the list command for 'tests/alpha.sh' of test group 'shell' printed non-UTF-8 output",
-        ),
     ],
-    ids=["duplicate listed", "unknown subtests key", "duplicate explicit", "not utf-8"],
+    ids=["unknown subtests key", "duplicate explicit"],
 )
-def test_bad_subtest_lists_are_harness_errors(
-    harness_repo: Path, list_command: str, group_fields: dict[str, object], message: str
+def test_bad_explicit_subtests_are_harness_errors(
+    harness_repo: Path, group_fields: dict[str, object], message: str
 ) -> None:
+    """A spec that names subtests wrongly is the spec's error: nothing is planned."""
     tree = commit_all(harness_repo, "tests")
-    harness = make_harness(harness_repo, list=list_command)
+    harness = make_harness(harness_repo, list="sh {test} --list")
     with pytest.raises(HarnessError) as raised:
         CommandHarness(harness, cache=MemoryEnumerationCache()).enumerate(
             group=make_group(**group_fields), tree=tree
@@ -488,16 +487,37 @@ def test_bad_subtest_lists_are_harness_errors(
     assert raised.value.message == message
 
 
-def test_a_hanging_list_command_times_out_with_its_children(
-    harness_repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(listing_module, "LIST_TIMEOUT_SECONDS", 0.5)
+@pytest.mark.parametrize(
+    ("list_command", "message"),
+    [
+        (
+            "echo a; echo b; echo a",
+            "listing 'tests/alpha.sh' printed a subtest name 'a' more than once",
+        ),
+        ("printf '\\377\\n'", "listing 'tests/alpha.sh' printed non-UTF-8 output"),
+    ],
+    ids=["duplicate listed", "not utf-8"],
+)
+def test_bad_listings_block_their_file(harness_repo: Path, list_command: str, message: str) -> None:
     tree = commit_all(harness_repo, "tests")
-    harness = make_harness(harness_repo, list="sleep 60 & sleep 60; wait")
-    with pytest.raises(HarnessError, match=r"did not finish within 0\.5 s"):
-        CommandHarness(harness, cache=MemoryEnumerationCache()).enumerate(
-            group=make_group(tests=["tests/alpha.sh"]), tree=tree
-        )
+    harness = make_harness(harness_repo, list=list_command)
+    (listed,) = CommandHarness(harness, cache=MemoryEnumerationCache()).enumerate(
+        group=make_group(tests=["tests/alpha.sh"]), tree=tree
+    )
+    assert listed.blocked is not None
+    assert listed.blocked.message.split(" (hint: ")[0] == message
+
+
+def test_a_hanging_list_command_times_out_with_its_children(harness_repo: Path) -> None:
+    tree = commit_all(harness_repo, "tests")
+    harness = make_harness(harness_repo, list="sleep 60 & sleep 60; wait", list_timeout=1)
+    (listed,) = CommandHarness(harness, cache=MemoryEnumerationCache()).enumerate(
+        group=make_group(tests=["tests/alpha.sh"]), tree=tree
+    )
+    assert listed.blocked is not None
+    assert listed.blocked.message.startswith(
+        "the listing of 'tests/alpha.sh' did not finish within 1 s and was killed"
+    )
 
 
 def test_the_list_command_gets_no_secrets(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from reconciler.adapters.harness.enumeration_cache import (
     SqliteEnumerationCache,
 )
 from reconciler.adapters.harness.ktest import NOT_REACHED, KtestHarness, parse_ktest_line
-from reconciler.model.desired import EnumeratedTest
+from reconciler.model.desired import BlockReason, EnumeratedTest, ListingBlock
 from reconciler.model.errors import HarnessError
 from reconciler.model.results import Status
 from reconciler.model.specs import Harness, TestGroup
@@ -176,20 +177,75 @@ def test_the_cache_law(
     assert len(listings(harness_ktest_counter)) == 7
 
 
-def test_a_test_file_that_cannot_list_is_a_harness_error(harness_ktest_repo: Path) -> None:
+def test_a_test_file_that_cannot_list_is_blocked_and_the_rest_listed(
+    harness_ktest_repo: Path,
+) -> None:
     (harness_ktest_repo / "tests" / "broken.ktest").write_text("#!/bin/sh\necho oops >&2\nexit 2\n")
     (harness_ktest_repo / "tests" / "broken.ktest").chmod(0o755)
     tree = commit_all(harness_ktest_repo, "broken")
     cache = MemoryEnumerationCache()
-    with pytest.raises(HarnessError) as raised:
-        KtestHarness(ktest_harness(), cache=cache).enumerate(
-            group=make_group(tests=["tests/broken.ktest"]), tree=tree
-        )
-    assert raised.value.message == (
-        "the list command for 'tests/broken.ktest' of test group 'bcachefs' exited with"
-        " status 2: oops"
+    listed = KtestHarness(ktest_harness(), cache=cache).enumerate(
+        group=make_group(tests=["tests/broken.ktest", "tests/x.ktest"]), tree=tree
     )
-    assert (cache.hits, cache.misses) == (0, 1)
+    assert listed == (
+        EnumeratedTest(
+            "tests/broken.ktest",
+            (),
+            blocked=ListingBlock(
+                BlockReason.LISTING_FAILED,
+                "listing 'tests/broken.ktest' exited with status 2; stderr: oops (hint: run it"
+                " by hand in a checkout: ./tests/broken.ktest list-tests)",
+            ),
+        ),
+        EnumeratedTest("tests/x.ktest", ("fsck", "mount", "snapshots")),
+    )
+    # Only the good listing is cached: fixing the file lists it again.
+    assert (cache.hits, cache.misses) == (0, 2)
+    assert len(cache._entries) == 1
+
+
+def test_a_line_that_is_not_a_subtest_blocks_the_file_quoted_and_is_never_cached(
+    harness_ktest_repo: Path,
+) -> None:
+    """ktest's ERR trap prints to stdout; such a line was once planned as a subtest."""
+    line = "Error 128 at /tmp/x/tests/prelude.sh 92 from: git clone $req $dir, exiting"
+    write_ktest(harness_ktest_repo, "tests/noisy.ktest", ["mount"], prelude="prelude.sh")
+    noisy = harness_ktest_repo / "tests" / "noisy.ktest"
+    noisy.write_text(noisy.read_text().replace('main "$@"', f'echo {shlex.quote(line)}\nmain "$@"'))
+    tree = commit_all(harness_ktest_repo, "noisy")
+    cache = MemoryEnumerationCache()
+    adapter = KtestHarness(ktest_harness(), cache=cache)
+    (listed,) = adapter.enumerate(group=make_group(tests=["tests/noisy.ktest"]), tree=tree)
+    assert listed.subtests == ()
+    assert listed.blocked is not None
+    assert listed.blocked.reason is BlockReason.LISTING_FAILED
+    assert listed.blocked.message.startswith(
+        f"listing 'tests/noisy.ktest' printed {line!r}, which is not a subtest name"
+    )
+    assert cache._entries == {}
+    adapter.enumerate(group=make_group(tests=["tests/noisy.ktest"]), tree=tree)
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
+def test_a_listing_that_hangs_is_killed_at_the_timeout_and_blocked(
+    harness_ktest_repo: Path,
+) -> None:
+    hang = harness_ktest_repo / "tests" / "hang.ktest"
+    hang.write_text("#!/bin/sh\nsleep 600 &\nwait\n")
+    hang.chmod(0o755)
+    tree = commit_all(harness_ktest_repo, "hang")
+    harness = ktest_harness().model_copy(update={"list_timeout": 1})
+    started = time.monotonic()
+    listed = KtestHarness(harness, cache=MemoryEnumerationCache()).enumerate(
+        group=make_group(tests=["tests/hang.ktest", "tests/x.ktest"]), tree=tree
+    )
+    assert time.monotonic() - started < 30  # killed with its child, not waited for
+    assert [test.test for test in listed] == ["tests/hang.ktest", "tests/x.ktest"]
+    assert listed[0].blocked is not None
+    assert listed[0].blocked.message.startswith(
+        "the listing of 'tests/hang.ktest' did not finish within 1 s and was killed"
+    )
+    assert listed[1].subtests == ("fsck", "mount", "snapshots")
 
 
 def test_a_glob_matching_no_ktest_file_is_a_harness_error(harness_ktest_repo: Path) -> None:

@@ -90,6 +90,7 @@ def test_unknown_keys_are_forbidden_at_every_level() -> None:
         "Baseline": False,
         "Branch": False,
         "Harness": False,
+        "HarnessDependency": False,
         "Profile": False,
         "Repo": False,
         "Runtime": False,

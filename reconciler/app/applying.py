@@ -62,7 +62,11 @@ def run_apply(
         store = stack.enter_context(ResultStore(workspace.store_dir))
         cache = stack.enter_context(SqliteEnumerationCache(workspace.enumeration_cache))
         journal = stack.enter_context(Journal.open(workspace.journal, now=clock()))
-        planner = Planner(git=GitResolver(workspace.git_cache, fetch=fetch), cache=cache)
+        planner = Planner(
+            git=GitResolver(workspace.git_cache, fetch=fetch),
+            cache=cache,
+            dependency_root=workspace.dependency_trees,
+        )
         hosts = worker_hosts(specs, workspace=workspace, options=options)
         applier = Applier(
             specs=specs,

@@ -211,7 +211,11 @@ def run_compare(
         SqliteEnumerationCache(workspace.enumeration_cache) as cache,
         ResultStore(workspace.store_dir) as store,
     ):
-        planner = Planner(git=GitResolver(workspace.git_cache, fetch=fetch), cache=cache)
+        planner = Planner(
+            git=GitResolver(workspace.git_cache, fetch=fetch),
+            cache=cache,
+            dependency_root=workspace.dependency_trees,
+        )
         desired = planner.desired(specs)
         side_a, side_b = select(desired, a), select(desired, b)
         comparison = compare_selected(side_a, side_b, store=store, profiles=profiles)

@@ -243,6 +243,7 @@ def run_export_kcidb(
     planner = Planner(
         git=GitResolver(workspace.git_cache, fetch=fetch),
         cache=SqliteEnumerationCache(workspace.enumeration_cache),
+        dependency_root=workspace.dependency_trees,
     )
     desired = planner.desired(specs)
     with ResultStore(workspace.store_dir) as store:

@@ -20,6 +20,12 @@ from typing import Any
 from reconciler.adapters.git import GitResolver
 from reconciler.adapters.harness.enumeration_cache import SqliteEnumerationCache
 from reconciler.adapters.store.files import ResultStore
+from reconciler.app.blocked_render import (
+    blocked_json,
+    blocked_markdown,
+    blocked_summary,
+    blocked_text,
+)
 from reconciler.app.plan_render import machine_hours
 from reconciler.app.planning import Planner, SnapshotSource, Workspace
 from reconciler.app.spec_revisions import specs_at_revision
@@ -79,6 +85,7 @@ def run_plan_diff(
     planner = Planner(
         git=GitResolver(workspace.git_cache, fetch=fetch),
         cache=SqliteEnumerationCache(workspace.enumeration_cache),
+        dependency_root=workspace.dependency_trees,
     )
     with ResultStore(workspace.store_dir) as store:
         diff = plan_between(
@@ -99,6 +106,8 @@ def diff_summary_line(diff: PlanDiff) -> str:
     already = results.run - results.added_to_run
     if already:
         line += f"; {already} more results to run as already planned at base"
+    if diff.blocked:
+        line += f"; {blocked_summary(diff.blocked)}"
     return line
 
 
@@ -154,13 +163,13 @@ def render_diff_text(diff: PlanDiff) -> str:
         lines.append("  ".join(cells).rstrip())
     if not diff.changes:
         lines += ["", "Nothing to run: the store holds every result the head specs ask for."]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + blocked_text(diff.blocked)) + "\n"
     lines += ["", f"Why not reused ({len(diff.changes)} test files to run):"]
     for reason, changes in reasons_by_count(diff.changes):
         subtests = sum(change.to_run for change in changes)
         lines.append(f"  {reason}: {len(changes)} test files, {subtests} subtests")
         lines += [f"    e.g. {_example(change)}" for change in changes[:EXAMPLES]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + blocked_text(diff.blocked)) + "\n"
 
 
 def _md(text: str) -> str:
@@ -208,6 +217,7 @@ def render_diff_markdown(diff: PlanDiff) -> str:
             ],
         )
         lines += ["", "</details>"]
+    lines += blocked_markdown(diff.blocked)
     return "\n".join(lines) + "\n"
 
 
@@ -279,6 +289,7 @@ def plan_diff_json(diff: PlanDiff) -> dict[str, Any]:
             for row in diff.rows
         ],
         "changes": [_change_json(change) for change in diff.changes],
+        "blocked": blocked_json(diff.blocked),
     }
 
 

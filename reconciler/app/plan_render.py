@@ -7,6 +7,12 @@ import json
 from collections import Counter
 from typing import Any
 
+from reconciler.app.blocked_render import (
+    blocked_json,
+    blocked_markdown,
+    blocked_summary,
+    blocked_text,
+)
 from reconciler.model.plan import RUN_REASONS, Plan, PlannedUnit
 
 SHORT = 12
@@ -26,6 +32,8 @@ def summary_line(plan: Plan) -> str:
     )
     if t.results_blocked or t.builds_blocked:
         line += f"; {t.results_blocked} blocked by {t.builds_blocked} failed builds"
+    if plan.blocked:
+        line += f"; {blocked_summary(plan.blocked)}"
     return line + f"; about {machine_hours(t.estimated_seconds)} machine-hours."
 
 
@@ -87,8 +95,11 @@ def render_text(plan: Plan) -> str:
     if to_run:
         lines += ["", f"Next up (newest first, {len(to_run)} test files in all):"]
         lines += [f"  {_describe(item)}" for item in to_run[:NEXT_UP]]
+    elif plan.blocked:
+        lines += ["", "Nothing else to do: the store holds every result that could be planned."]
     else:
         lines += ["", "Nothing to do: the store holds every result the specs ask for."]
+    lines += blocked_text(plan.blocked)
     return "\n".join(lines) + "\n"
 
 
@@ -150,6 +161,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             for b in plan.builds
         ],
         "items": [_item_json(item) for item in plan.items],
+        "blocked": blocked_json(plan.blocked),
     }
 
 
@@ -191,6 +203,7 @@ def render_markdown(plan: Plan) -> str:
         if len(to_run) > 200:
             lines.append(f"| … | {len(to_run) - 200} more | | | | |")
         lines += ["", "</details>"]
+    lines += blocked_markdown(plan.blocked)
     if plan.suspended:
         lines += ["", "Suspended: " + ", ".join(_md(name) for name in plan.suspended)]
     return "\n".join(lines) + "\n"

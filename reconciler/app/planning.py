@@ -6,7 +6,10 @@ and the bench can plan a farm-sized state without touching git.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Protocol
 
 from reconciler.adapters.git import GitSource
 from reconciler.adapters.harness.enumeration_cache import EnumerationCache
+from reconciler.adapters.harness.ktest_deps import DependencyTrees, dependency_repo
 from reconciler.adapters.harness.registry import adapter_for
 from reconciler.core.desired import SlotMemo, desired_state, enumeration_requests
 from reconciler.core.planner import PlanMemo, plan
@@ -23,6 +27,7 @@ from reconciler.model.desired import (
     Resolution,
     ResolvedBaseline,
     ResolvedBranch,
+    ResolvedDependency,
     ResolvedHarness,
     StoreSnapshot,
     UnitSummary,
@@ -68,8 +73,18 @@ class Workspace:
         return self.state_dir / "git"
 
     @property
+    def cache_dir(self) -> Path:
+        """What the store can rebuild at any time: listings and dependency exports."""
+        return self.store_dir / "cache"
+
+    @property
     def enumeration_cache(self) -> Path:
-        return self.state_dir / "cache" / "enumeration.sqlite"
+        return self.cache_dir / "enumeration.sqlite"
+
+    @property
+    def dependency_trees(self) -> Path:
+        """Exported trees of harness dependencies (ktest `require-git`), one per tree hash."""
+        return self.cache_dir / "trees"
 
     @property
     def journal(self) -> Path:
@@ -130,7 +145,12 @@ def resolve(specs: SpecSet, *, git: GitSource) -> Resolution:
             commit = git.resolve_commit(
                 repo=harness_repo(harness), ref=harness.ref, asked_by=specs.where(harness)
             )
-            harnesses[harness.name] = ResolvedHarness(harness.name, commit.tree, commit.commit)
+            harnesses[harness.name] = ResolvedHarness(
+                harness.name,
+                commit.tree,
+                commit.commit,
+                dependencies=resolve_dependencies(harness, git=git, asked_by=specs.where(harness)),
+            )
         except ReconcilerError as error:
             errors.append(error)
     if errors:
@@ -138,8 +158,49 @@ def resolve(specs: SpecSet, *, git: GitSource) -> Resolution:
     return Resolution(branches=branches, baselines=baselines, harnesses=harnesses)
 
 
+def resolve_dependencies(
+    harness: Harness, *, git: GitSource, asked_by: str
+) -> tuple[ResolvedDependency, ...]:
+    """Each pinned dependency of `harness` at its ref; one that does not resolve is kept with
+    why, so only the test files that use it are blocked, not the plan."""
+    resolved = []
+    for dependency in harness.dependencies:
+        try:
+            commit = git.resolve_commit(
+                repo=dependency_repo(harness, dependency),
+                ref=dependency.ref,
+                asked_by=f"{asked_by}: dependency {dependency.name!r}",
+            )
+        except ReconcilerError as error:
+            resolved.append(
+                ResolvedDependency(
+                    dependency.name, dependency.url, dependency.ref, problem=error.message
+                )
+            )
+        else:
+            resolved.append(
+                ResolvedDependency(
+                    dependency.name, dependency.url, dependency.ref, commit.commit, commit.tree
+                )
+            )
+    return tuple(resolved)
+
+
+class _GitExporter:
+    def __init__(self, git: GitSource) -> None:
+        self._git = git
+
+    def export_tree(self, *, repo: Repo, tree: str, dest: Path) -> None:
+        self._git.tree_view(repo=repo, tree=tree).export(dest)
+
+
 def enumerate_tests(
-    specs: SpecSet, *, resolution: Resolution, git: GitSource, cache: EnumerationCache
+    specs: SpecSet,
+    *,
+    resolution: Resolution,
+    git: GitSource,
+    cache: EnumerationCache,
+    dependency_root: Path,
 ) -> dict[tuple[str, str], tuple[EnumeratedTest, ...]]:
     enumeration: dict[tuple[str, str], tuple[EnumeratedTest, ...]] = {}
     for group_name, tree, repo_name in enumeration_requests(specs=specs, resolution=resolution):
@@ -147,7 +208,14 @@ def enumerate_tests(
         harness = specs.harnesses[group.harness]
         repo = specs.repos[repo_name] if repo_name is not None else harness_repo(harness)
         view = git.tree_view(repo=repo, tree=tree)
-        adapter = adapter_for(harness, cache=cache)
+        resolved = resolution.harnesses.get(harness.name)
+        dependencies = DependencyTrees(
+            harness=harness,
+            resolved=resolved.dependencies if resolved is not None else (),
+            root=dependency_root,
+            exporter=_GitExporter(git),
+        )
+        adapter = adapter_for(harness, cache=cache, dependencies=dependencies)
         enumeration[(group_name, tree)] = adapter.enumerate(group=group, tree=view)
     return enumeration
 
@@ -164,6 +232,9 @@ class Planner:
 
     git: GitSource
     cache: EnumerationCache
+    dependency_root: Path | None = None
+    """Where harness dependencies are exported for listing (`Workspace.dependency_trees`);
+    None: a temporary directory of this planner's."""
     estimates: Estimates = field(default_factory=Estimates)
     slot_memo: SlotMemo = field(default_factory=SlotMemo)
     plan_memo: PlanMemo = field(default_factory=PlanMemo)
@@ -174,7 +245,16 @@ class Planner:
     def desired(self, specs: SpecSet) -> DesiredState:
         resolution = resolve(specs, git=self.git)
         self.resolution = resolution
-        enumeration = enumerate_tests(specs, resolution=resolution, git=self.git, cache=self.cache)
+        if self.dependency_root is None:
+            self.dependency_root = Path(tempfile.mkdtemp(prefix="reconciler-deps-"))
+            atexit.register(shutil.rmtree, self.dependency_root, ignore_errors=True)
+        enumeration = enumerate_tests(
+            specs,
+            resolution=resolution,
+            git=self.git,
+            cache=self.cache,
+            dependency_root=self.dependency_root,
+        )
         return desired_state(
             specs=specs, resolution=resolution, enumeration=enumeration, memo=self.slot_memo
         )

@@ -339,6 +339,7 @@ def local_queries(workspace: Workspace, *, fetch: bool = False) -> Iterator[Stor
     planner = Planner(
         git=GitResolver(workspace.git_cache, fetch=fetch),
         cache=SqliteEnumerationCache(workspace.enumeration_cache),
+        dependency_root=workspace.dependency_trees,
     )
     desired = planner.desired(specs)
     with ResultStore(workspace.store_dir) as store:

@@ -206,7 +206,11 @@ class Watcher:
             report.error = f"specs do not validate; waiting for a change:\n{error}"
             report.exit_code = int(error.exit_code)
             return
-        planner = Planner(git=GitResolver(self.workspace.git_cache, fetch=True), cache=cache)
+        planner = Planner(
+            git=GitResolver(self.workspace.git_cache, fetch=True),
+            cache=cache,
+            dependency_root=self.workspace.dependency_trees,
+        )
         hosts = worker_hosts(specs, workspace=self.workspace, options=self.host_options)
         applier = Applier(
             specs=specs,

@@ -52,17 +52,24 @@ def plan(args: argparse.Namespace) -> int:
             workspace, base=base, head=head, fmt=args.format, fetch=not args.no_fetch
         )
         sys.stdout.write(text)
+        if diff.blocked:
+            return ExitCode.USER_ERROR
         pending = diff.builds.added_to_run or diff.results.added_to_run
         return ExitCode.PENDING if args.detailed_exitcode and pending else ExitCode.OK
     specs = load_specs(workspace.spec_dir)
     planner = Planner(
         git=GitResolver(workspace.git_cache, fetch=not args.no_fetch),
         cache=SqliteEnumerationCache(workspace.enumeration_cache),
+        dependency_root=workspace.dependency_trees,
     )
     desired = planner.desired(specs)
     with ResultStore(workspace.store_dir) as store:
         the_plan = planner.plan(desired, store.index.snapshot(desired))
     sys.stdout.write(RENDERERS[args.format](the_plan))
+    if the_plan.partly_blocked:
+        # Printed in full, but something the specs ask for cannot be planned: a test file, a
+        # harness dependency or a toolchain to fix. A gate must not pass on it.
+        return ExitCode.USER_ERROR
     if args.detailed_exitcode and the_plan.has_work:
         return ExitCode.PENDING
     return ExitCode.OK

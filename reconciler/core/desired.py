@@ -26,8 +26,10 @@ from reconciler.core.identity import (
     runtime_inputs,
     sha256_hex,
     unit_fields,
+    unit_identity,
 )
 from reconciler.model.desired import (
+    BlockedWork,
     DesiredBuild,
     DesiredSlot,
     DesiredState,
@@ -127,9 +129,21 @@ def _units_for(
         template = _UnitTemplate(base)
         runtime = profile.runtime.model_dump(mode="json")
         for test in tests:
+            if test.blocked is not None:
+                continue  # no subtests to plan: reported as BlockedWork by desired_state
             if any(str(runtime.get(key)) != value for key, value in test.runtime_match):
                 continue  # e.g. fstests' xfs/ tests under a profile whose fstype is ext4
-            unit_id = template.unit_id(test.test)
+            preimage = {**base, "test": test.test}
+            if test.dependencies:
+                # Only the files that use a dependency carry it: an xfstests bump re-runs the
+                # fstests-based tests and nothing else.
+                preimage["harness"] = {
+                    **base["harness"],
+                    "dependencies": dict(test.dependencies),
+                }
+                unit_id = unit_identity(preimage).hex
+            else:
+                unit_id = template.unit_id(test.test)
             previous = units.get(unit_id)
             if previous is not None:
                 # Two groups asking for the same test file under the same inputs: one unit,
@@ -150,7 +164,7 @@ def _units_for(
                 group=group_name,
                 subtests=test.subtests,
                 priority=group.priority,
-                preimage={**base, "test": test.test},
+                preimage=preimage,
             )
     return tuple(units.values())
 
@@ -177,7 +191,20 @@ def _slots_for_commit(
             harness = specs.harnesses[harness_name]
             revision = harness_revision(harness, resolution=resolution)
             tree = tests_tree(harness, source_tree=commit.tree, resolution=resolution)
-            key = (commit.tree, profile_name, harness_name, revision, tree, tuple(harness_groups))
+            # Listings also depend on the harness's dependencies, which move on their own.
+            resolved = resolution.harnesses.get(harness_name)
+            dependencies = tuple(
+                (dep.name, dep.tree) for dep in (resolved.dependencies if resolved else ())
+            )
+            key = (
+                commit.tree,
+                profile_name,
+                harness_name,
+                revision,
+                tree,
+                tuple(harness_groups),
+                dependencies,
+            )
             cached = memo.slots.get(key)
             if cached is None:
                 build = build_identity(
@@ -225,6 +252,7 @@ def desired_state(
     memo.bind(specs)
     slots: list[DesiredSlot] = []
     suspended: list[str] = []
+    blocked = _BlockedCollector(specs=specs, resolution=resolution, enumeration=enumeration)
     for branch in sorted(specs.branches.values(), key=lambda b: b.name):
         if branch.suspend:
             suspended.append(branch.name)
@@ -234,6 +262,7 @@ def desired_state(
             raise DesiredStateError(f"branch {branch.name!r} was not resolved")
         origin = Origin(OriginKind.BRANCH, branch.name)
         for position, commit in enumerate(resolved.commits[: branch.max_commits]):
+            blocked.add(origin=origin, commit=commit, groups=branch.test_groups)
             slots += _slots_for_commit(
                 specs=specs,
                 origin=origin,
@@ -250,9 +279,13 @@ def desired_state(
         resolved_baseline = resolution.baselines.get(baseline.name)
         if resolved_baseline is None:
             raise DesiredStateError(f"baseline {baseline.name!r} was not resolved")
+        baseline_origin = Origin(OriginKind.BASELINE, baseline.name)
+        blocked.add(
+            origin=baseline_origin, commit=resolved_baseline.commit, groups=baseline.test_groups
+        )
         slots += _slots_for_commit(
             specs=specs,
-            origin=Origin(OriginKind.BASELINE, baseline.name),
+            origin=baseline_origin,
             commit=resolved_baseline.commit,
             position=0,
             groups=baseline.test_groups,
@@ -262,7 +295,51 @@ def desired_state(
             enumeration=enumeration,
             memo=memo,
         )
-    return DesiredState(slots=tuple(slots), suspended=tuple(suspended))
+    return DesiredState(slots=tuple(slots), suspended=tuple(suspended), blocked=blocked.result())
+
+
+class _BlockedCollector:
+    """Test files that could not be enumerated, with every origin and commit that asked."""
+
+    def __init__(self, *, specs: SpecSet, resolution: Resolution, enumeration: Enumeration):
+        self._specs = specs
+        self._resolution = resolution
+        self._enumeration = enumeration
+        self._asked: dict[tuple[Any, ...], tuple[set[Origin], dict[str, None]]] = {}
+
+    def add(self, *, origin: Origin, commit: ResolvedCommit, groups: Sequence[str]) -> None:
+        for group_name in groups:
+            harness = self._specs.harnesses[self._specs.test_groups[group_name].harness]
+            tree = tests_tree(harness, source_tree=commit.tree, resolution=self._resolution)
+            for test in self._enumeration.get((group_name, tree), ()):
+                if test.blocked is None:
+                    continue
+                key = (
+                    test.blocked.reason,
+                    test.blocked.message,
+                    harness.name,
+                    group_name,
+                    test.test,
+                )
+                origins, commits = self._asked.setdefault(key, (set(), {}))
+                origins.add(origin)
+                commits[commit.commit] = None
+
+    def result(self) -> tuple[BlockedWork, ...]:
+        return tuple(
+            BlockedWork(
+                reason=reason,
+                message=message,
+                harness=harness,
+                group=group,
+                test=test,
+                origins=tuple(sorted(origins)),
+                commits=tuple(commits),
+            )
+            for (reason, message, harness, group, test), (origins, commits) in sorted(
+                self._asked.items(), key=lambda item: (item[0][3], item[0][4], item[0][0])
+            )
+        )
 
 
 def enumeration_requests(

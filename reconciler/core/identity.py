@@ -132,7 +132,9 @@ def tests_in_source_tree(harness: Mapping[str, Any]) -> bool:
     in the source tree: its revision is then the hash of its definition, not a tree of its own.
     Such tests change with the source, so two builds with one boot image may still test
     different things."""
-    definition = {key: value for key, value in harness.items() if key != "revision"}
+    definition = {
+        key: value for key, value in harness.items() if key not in {"revision", "dependencies"}
+    }
     expected = sha256_hex(canonical_json({"v": IDENTITY_VERSION, **definition}))
     return harness.get("revision") == expected
 

@@ -16,7 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.core.nearest_identity import InputChange, Nearest, NearestIdentities
-from reconciler.model.desired import DesiredState, DesiredUnit, Origin, StoreSnapshot
+from reconciler.model.desired import (
+    BlockedWork,
+    DesiredState,
+    DesiredUnit,
+    Origin,
+    StoreSnapshot,
+)
 from reconciler.model.plan import RUN_REASONS, Estimates, Plan, Reason
 
 
@@ -86,6 +92,8 @@ class PlanDiff:
     """Head units that must run, in head plan order (newest commit first)."""
     estimates: Estimates
     """What the head plan assumed where the store had no durations."""
+    blocked: tuple[BlockedWork, ...] = ()
+    """What the head specs ask for but cannot be planned, with why."""
 
 
 @dataclass
@@ -248,6 +256,7 @@ def diff_plans(
         rows=rows,
         changes=_changes(head_plan, NearestIdentities(base_desired, head_desired, snapshot)),
         estimates=estimates,
+        blocked=head_plan.blocked,
     )
 
 

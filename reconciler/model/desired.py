@@ -39,12 +39,26 @@ class ResolvedBaseline:
 
 
 @dataclass(frozen=True)
+class ResolvedDependency:
+    """A pinned dependency of a harness (`HarnessDependency`), as git resolved it, or why not."""
+
+    name: str
+    url: str
+    ref: str
+    commit: str | None = None
+    tree: str | None = None
+    problem: str | None = None
+    """Why it did not resolve (unreachable, unknown ref); None when it did."""
+
+
+@dataclass(frozen=True)
 class ResolvedHarness:
     harness: str
     revision: str
     """Tree hash of the harness repo at its ref, or the hash of its definition when the tests
     live in the source tree (no url)."""
     commit: str | None = None
+    dependencies: tuple[ResolvedDependency, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,27 @@ class Resolution:
     branches: Mapping[str, ResolvedBranch] = field(default_factory=dict)
     baselines: Mapping[str, ResolvedBaseline] = field(default_factory=dict)
     harnesses: Mapping[str, ResolvedHarness] = field(default_factory=dict)
+
+
+class BlockReason(StrEnum):
+    """Why part of the desired state cannot be planned at all (its identities are unknown)."""
+
+    LISTING_FAILED = "listing-failed"
+    """The harness could not list a test file's subtests (it failed, hung, or printed
+    something that is not a subtest name)."""
+    DEPENDENCY_UNRESOLVED = "dependency-unresolved"
+    """A dependency the test file needs (a ktest `require-git` repository) did not resolve."""
+    TOOLCHAIN_UNAVAILABLE = "toolchain-unavailable"
+    """The profile's toolchain could not be resolved to a concrete compiler."""
+
+
+@dataclass(frozen=True)
+class ListingBlock:
+    """Why a test file has no subtests to plan: its listing failed, or a dependency it needs
+    did not resolve."""
+
+    reason: BlockReason
+    message: str
 
 
 @dataclass(frozen=True)
@@ -62,6 +97,11 @@ class EnumeratedTest:
     runtime_match: tuple[tuple[str, str], ...] = ()
     """Runtime inputs a profile must have for this test to apply, e.g. (("fstype", "xfs"),)
     for fstests' xfs/ directory; empty for tests every profile runs."""
+    dependencies: tuple[tuple[str, str], ...] = ()
+    """(name, tree) of each harness dependency this test file uses, sorted: inputs of its
+    results' identity, and of no other test file's."""
+    blocked: ListingBlock | None = None
+    """Set when the file could not be enumerated; `subtests` is then empty."""
 
 
 # (test group name, tree the tests were read from) -> tests of that group in that tree.
@@ -116,18 +156,6 @@ class DesiredSlot:
     build: DesiredBuild
     units: tuple[DesiredUnit, ...]
     priority: int
-
-
-class BlockReason(StrEnum):
-    """Why part of the desired state cannot be planned at all (its identities are unknown)."""
-
-    LISTING_FAILED = "listing-failed"
-    """The harness could not list a test file's subtests (it failed, hung, or printed
-    something that is not a subtest name)."""
-    DEPENDENCY_UNRESOLVED = "dependency-unresolved"
-    """A dependency the test file needs (a ktest `require-git` repository) did not resolve."""
-    TOOLCHAIN_UNAVAILABLE = "toolchain-unavailable"
-    """The profile's toolchain could not be resolved to a concrete compiler."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ which knows every document at once; these models check what one document can che
 
 from __future__ import annotations
 
+import builtins
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -202,6 +203,23 @@ class Baseline(Spec):
     _ref_ok = field_validator("ref")(_check_ref)
 
 
+class HarnessDependency(BaseModel):
+    """A repository a harness's tests need beside it (a ktest `require-git` dependency), pinned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    name: Name
+    """The directory ktest gives it under `ktest_deps_dir`: the basename of `require-git`'s
+    second argument, else of its URL without `.git` (`xfstests`, `bcachefs-tools`)."""
+    url: str = Field(min_length=1)
+    """Where the reconciler and workers fetch it (may be a mirror of the URL the tests name)."""
+    ref: GitRef
+    """Branch, tag or commit; resolved to a commit whose tree enters the identity of exactly
+    the results whose test files use this dependency."""
+
+    _ref_ok = field_validator("ref")(_check_ref)
+
+
 class Harness(Spec):
     """A test suite and its adapter, pinned to a revision that is part of result identity."""
 
@@ -221,6 +239,13 @@ class Harness(Spec):
     each argument shell-quoted. `vm` harness: the same, run by busybox `sh` inside the VM in
     the tests directory (default `sh {test} {subtests}`)."""
     output: OutputFormat = OutputFormat.TAP
+    dependencies: builtins.list[HarnessDependency] = Field(default_factory=builtins.list)
+    """`ktest` harness: the repositories its libraries and tests `require-git`, each pinned.
+    Provisioned into a private `ktest_deps_dir` for listing and for runs; a `require-git`
+    of a name not listed here blocks the test files that use it."""
+    list_timeout: int = Field(default=60, ge=1, le=3600)
+    """Seconds one test file's listing may take; a listing that runs longer is killed and the
+    file is blocked (the rest of the plan goes on)."""
 
     _ref_ok = field_validator("ref")(lambda v: v if v is None else _check_ref(v))
 
@@ -230,6 +255,12 @@ class Harness(Spec):
             raise ValueError("a harness with a url needs a ref to pin it to")
         if self.type is HarnessType.COMMAND and not self.run:
             raise ValueError("a command harness needs a `run` command")
+        if self.dependencies and self.type is not HarnessType.KTEST:
+            raise ValueError("`dependencies` are provisioned for `ktest` harnesses only")
+        names = [dependency.name for dependency in self.dependencies]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"dependency {', '.join(map(repr, repeated))} is listed twice")
         return self
 
 

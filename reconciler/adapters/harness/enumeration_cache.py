@@ -4,9 +4,14 @@ Listing subtests means running the harness's list command, once per test file, o
 too slow to repeat every reconcile over thousands of files and dozens of commits. ktest cached
 the lists by test name and never invalidated them, so renamed or rewritten tests became phantom
 jobs. Here the key is a hash of everything that decides a list: the harness revision (its tree,
-or the hash of its definition for in-tree tests), the list command, the test path and the test
-file's blob hash. A changed file gets a new key; an unchanged one is never listed again; there is
-nothing to invalidate.
+or the hash of its definition for in-tree tests), the list command, the test path, the test
+file's blob hash, and the environment the listing ran in (the revisions of the dependencies
+provisioned for it, the variables it was given). A changed input gets a new key; an unchanged
+one is never listed again; there is nothing to invalidate. A listing that failed, or that used a
+dependency that did not resolve, is never stored.
+
+The cache lives in the store directory (`<store>/cache/enumeration.sqlite`), beside what it
+serves, and `reconciler store clear-cache` removes it.
 
 The cache is an optimisation only: a corrupt or unreadable file is thrown away and rebuilt, never
 an error. `MemoryEnumerationCache` is its in-memory twin for tests.
@@ -18,20 +23,28 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeGuard
 
 from reconciler.adapters.closing import Closing
 from reconciler.core.identity import canonical_json, sha256_hex
 
 _log = logging.getLogger(__name__)
 
-ENUMERATION_KEY_VERSION = 1
-_TABLE = "enumeration_v1"
+ENUMERATION_KEY_VERSION = 2
+_TABLE = "enumeration_v2"
 
 
-def enumeration_key(*, harness_revision: str, list_command: str, test: str, blob: str) -> str:
+def enumeration_key(
+    *,
+    harness_revision: str,
+    list_command: str,
+    test: str,
+    blob: str,
+    environment: Mapping[str, Any] | None = None,
+) -> str:
     """The cache key of one test file's subtest list."""
     return sha256_hex(
         canonical_json(
@@ -41,38 +54,47 @@ def enumeration_key(*, harness_revision: str, list_command: str, test: str, blob
                 "list": list_command,
                 "test": test,
                 "blob": blob,
+                "environment": dict(environment or {}),
             }
         )
     )
+
+
+@dataclass(frozen=True)
+class CachedListing:
+    """What one listing said: the subtests, and the harness dependencies the file used."""
+
+    subtests: tuple[str, ...]
+    uses: tuple[str, ...] = ()
 
 
 class EnumerationCache(Protocol):
     hits: int
     misses: int
 
-    def get(self, key: str) -> tuple[str, ...] | None: ...
+    def get(self, key: str) -> CachedListing | None: ...
 
-    def put(self, key: str, subtests: Sequence[str]) -> None: ...
+    def put(self, key: str, listing: CachedListing) -> None: ...
 
 
 class MemoryEnumerationCache:
     """An enumeration cache that lives as long as the process."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[str, ...]] = {}
+        self._entries: dict[str, CachedListing] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> tuple[str, ...] | None:
-        subtests = self._entries.get(key)
-        if subtests is None:
+    def get(self, key: str) -> CachedListing | None:
+        listing = self._entries.get(key)
+        if listing is None:
             self.misses += 1
         else:
             self.hits += 1
-        return subtests
+        return listing
 
-    def put(self, key: str, subtests: Sequence[str]) -> None:
-        self._entries[key] = tuple(subtests)
+    def put(self, key: str, listing: CachedListing) -> None:
+        self._entries[key] = listing
 
 
 class SqliteEnumerationCache(Closing):
@@ -91,17 +113,26 @@ class SqliteEnumerationCache(Closing):
         with self._lock:
             self._close()
 
-    def get(self, key: str) -> tuple[str, ...] | None:
+    def clear(self) -> bool:
+        """Remove the cache file; True when there was one."""
         with self._lock:
-            subtests = self._read(key)
-            if subtests is None:
+            self._close()
+            existed = self.path.exists()
+            for path in (self.path, self.path.with_name(self.path.name + "-journal")):
+                path.unlink(missing_ok=True)
+            return existed
+
+    def get(self, key: str) -> CachedListing | None:
+        with self._lock:
+            listing = self._read(key)
+            if listing is None:
                 self.misses += 1
             else:
                 self.hits += 1
-            return subtests
+            return listing
 
-    def put(self, key: str, subtests: Sequence[str]) -> None:
-        value = json.dumps(list(subtests))
+    def put(self, key: str, listing: CachedListing) -> None:
+        value = json.dumps({"subtests": list(listing.subtests), "uses": list(listing.uses)})
         with self._lock:
             for _ in range(2):  # a second try on a freshly rebuilt file
                 connection = self._connect(create=True)
@@ -117,7 +148,7 @@ class SqliteEnumerationCache(Closing):
                 except sqlite3.DatabaseError as exc:
                     self._discard(exc)
 
-    def _read(self, key: str) -> tuple[str, ...] | None:
+    def _read(self, key: str) -> CachedListing | None:
         connection = self._connect(create=False)
         if connection is None:
             return None
@@ -132,12 +163,15 @@ class SqliteEnumerationCache(Closing):
         if row is None:
             return None
         try:
-            subtests = json.loads(row[0])
+            value = json.loads(row[0])
         except (TypeError, ValueError):
             return None  # a damaged row is a miss; the next put replaces it
-        if not isinstance(subtests, list) or not all(isinstance(s, str) for s in subtests):
+        if not isinstance(value, dict):
             return None
-        return tuple(subtests)
+        subtests, uses = value.get("subtests"), value.get("uses", [])
+        if not _strings(subtests) or not _strings(uses):
+            return None
+        return CachedListing(tuple(subtests), tuple(uses))
 
     def _connect(self, *, create: bool) -> sqlite3.Connection | None:
         if self._disabled:
@@ -186,3 +220,7 @@ class SqliteEnumerationCache(Closing):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _strings(value: object) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)

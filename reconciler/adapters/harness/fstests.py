@@ -30,7 +30,7 @@ from reconciler.adapters.harness.base import (
     glob_regex,
     outcomes_for_expected,
 )
-from reconciler.adapters.harness.enumeration_cache import EnumerationCache
+from reconciler.adapters.harness.enumeration_cache import CachedListing, EnumerationCache
 from reconciler.adapters.harness.fstests_results import (
     CHECK_LOG_FAILURE,
     check_log_outcomes,
@@ -164,8 +164,8 @@ class FstestsHarness:
             list_command=_GROUPS_KEY,
             test=path,
             blob=blob,
-            run=lambda: _begin_fstest_groups(checkout.path() / path),
-        )
+            run=lambda: CachedListing(_begin_fstest_groups(checkout.path() / path)),
+        ).subtests
 
 
 class _ResultFiles:

@@ -25,11 +25,12 @@ from collections.abc import Mapping, Sequence
 
 from reconciler.adapters.git import TreeView
 from reconciler.adapters.harness.base import BatchContext, SubtestOutcome, substitute
-from reconciler.adapters.harness.enumeration_cache import EnumerationCache
+from reconciler.adapters.harness.enumeration_cache import CachedListing, EnumerationCache
 from reconciler.adapters.harness.listing import (
     LazyCheckout,
     cached_list,
     enumerate_listed,
+    list_environment,
     run_list_command,
 )
 from reconciler.adapters.harness.tap import parse_tap
@@ -68,7 +69,7 @@ class KselftestHarness:
         revision = tree.tree if self.harness.url else harness_definition_revision(self.harness)
         list_command = self.harness.list
 
-        def list_subtests(test: str, checkout: LazyCheckout) -> tuple[str, ...]:
+        def list_subtests(test: str, checkout: LazyCheckout) -> EnumeratedTest:
             if not list_command:
                 raise HarnessError(
                     f"no subtests for kselftest target {test!r} of test group {group.name!r}",
@@ -77,19 +78,24 @@ class KselftestHarness:
                     " give the harness a `list` command printing them ({test} is the target"
                     " directory, {collection} its collection name)",
                 )
-            return cached_list(
+            listing = cached_list(
                 cache=self._cache,
                 revision=revision,
                 list_command=list_command,
                 test=test,
                 blob=_content_hash(files, directory=test),
-                run=lambda: run_list_command(
-                    command=substitute(list_command, _placeholders(test)),
-                    cwd=checkout.path(),
-                    group=group,
-                    test=test,
+                environment={"variables": list_environment()},
+                run=lambda: CachedListing(
+                    run_list_command(
+                        command=substitute(list_command, _placeholders(test)),
+                        cwd=checkout.path(),
+                        group=group,
+                        test=test,
+                        timeout=self.harness.list_timeout,
+                    )
                 ),
             )
+            return EnumeratedTest(test, listing.subtests)
 
         return enumerate_listed(
             group=group, tree=tree, candidates=targets, list_subtests=list_subtests

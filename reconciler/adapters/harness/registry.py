@@ -15,22 +15,29 @@ from reconciler.adapters.harness.enumeration_cache import EnumerationCache
 from reconciler.adapters.harness.fstests import FstestsHarness
 from reconciler.adapters.harness.kselftest import KselftestHarness
 from reconciler.adapters.harness.ktest import KtestHarness
+from reconciler.adapters.harness.ktest_deps import DependencyTrees
 from reconciler.adapters.harness.vm import VmHarness
 from reconciler.model.errors import HarnessError
 from reconciler.model.specs import Harness, HarnessType
 
-AdapterFactory = Callable[[Harness, EnumerationCache], HarnessAdapter]
+AdapterFactory = Callable[[Harness, EnumerationCache, DependencyTrees | None], HarnessAdapter]
 
 ADAPTERS: dict[HarnessType, AdapterFactory] = {
-    HarnessType.COMMAND: lambda harness, cache: CommandHarness(harness, cache=cache),
-    HarnessType.KTEST: lambda harness, cache: KtestHarness(harness, cache=cache),
-    HarnessType.FSTESTS: lambda harness, cache: FstestsHarness(harness, cache=cache),
-    HarnessType.KSELFTEST: lambda harness, cache: KselftestHarness(harness, cache=cache),
-    HarnessType.VM: lambda harness, cache: VmHarness(harness, cache=cache),
+    HarnessType.COMMAND: lambda harness, cache, _: CommandHarness(harness, cache=cache),
+    HarnessType.KTEST: lambda harness, cache, deps: KtestHarness(
+        harness, cache=cache, dependencies=deps
+    ),
+    HarnessType.FSTESTS: lambda harness, cache, _: FstestsHarness(harness, cache=cache),
+    HarnessType.KSELFTEST: lambda harness, cache, _: KselftestHarness(harness, cache=cache),
+    HarnessType.VM: lambda harness, cache, _: VmHarness(harness, cache=cache),
 }
 
 
-def adapter_for(harness: Harness, *, cache: EnumerationCache) -> HarnessAdapter:
+def adapter_for(
+    harness: Harness, *, cache: EnumerationCache, dependencies: DependencyTrees | None = None
+) -> HarnessAdapter:
+    """The adapter of `harness`; `dependencies` are the provisioned `require-git` repositories
+    a ktest harness lists with (other types have none)."""
     factory = ADAPTERS.get(harness.type)
     if factory is None:
         available = ", ".join(sorted(kind.value for kind in ADAPTERS))
@@ -40,4 +47,4 @@ def adapter_for(harness: Harness, *, cache: EnumerationCache) -> HarnessAdapter:
             hint=f"available types: {available}; a `command` harness with `list` and `run`"
             " commands can drive any suite until its own adapter lands",
         )
-    return factory(harness, cache)
+    return factory(harness, cache, dependencies)

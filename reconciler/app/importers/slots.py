@@ -44,6 +44,7 @@ def desired_slot(
     planner = Planner(
         git=GitResolver(workspace.git_cache, fetch=request.fetch),
         cache=SqliteEnumerationCache(workspace.enumeration_cache),
+        dependency_root=workspace.dependency_trees,
     )
     narrowed, pinned = narrowed_specs(specs, request, harness_type=harness_type)
     slots = planner.desired(narrowed).slots

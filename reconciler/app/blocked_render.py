@@ -1,0 +1,93 @@
+"""Blocked work as every surface shows it: plans (text, JSON, markdown), status and dashboard.
+
+A test file that cannot be listed, or needs a dependency that did not resolve, has no
+identities to plan; it must still be seen, with its reason, wherever the plan is read, so one
+renderer per format lives here and every surface uses the same words.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.model.desired import BlockedWork
+
+SHORT = 12
+MARKDOWN_ROWS = 200
+
+
+def blocked_subject(item: BlockedWork) -> str:
+    """What is blocked: the test file, else the group, else the profile's work."""
+    if item.test is not None:
+        return item.test
+    if item.group is not None:
+        return f"test group {item.group}"
+    return f"profile {item.profile}" if item.profile else f"harness {item.harness}"
+
+
+def asked_by(item: BlockedWork) -> str:
+    origins = ", ".join(str(origin) for origin in item.origins)
+    count = len(item.commits)
+    if not count:
+        return origins
+    return f"{origins}; {count} commit{'s' if count != 1 else ''}"
+
+
+def blocked_summary(blocked: Sequence[BlockedWork]) -> str:
+    files = len(blocked)
+    return f"{files} test file{'s' if files != 1 else ''} blocked (not planned; reasons below)"
+
+
+def blocked_text(blocked: Sequence[BlockedWork]) -> list[str]:
+    if not blocked:
+        return []
+    lines = ["", f"Blocked: {len(blocked)} (the rest of the plan goes on):"]
+    for item in blocked:
+        lines.append(f"  {blocked_subject(item)} [{item.reason.value}] asked by {asked_by(item)}")
+        lines.append(f"    {item.message}")
+    return lines
+
+
+def blocked_json(blocked: Sequence[BlockedWork]) -> list[dict[str, Any]]:
+    return [
+        {
+            "reason": item.reason.value,
+            "message": item.message,
+            "harness": item.harness,
+            "group": item.group,
+            "test": item.test,
+            "profile": item.profile,
+            "origins": [str(origin) for origin in item.origins],
+            "commits": list(item.commits),
+        }
+        for item in blocked
+    ]
+
+
+def _md(text: str) -> str:
+    """Text from git, specs or a listing inside a markdown table: HTML-escaped, pipes and
+    backticks too, on one line."""
+    one_line = " ".join(text.split())
+    return html.escape(one_line).replace("|", "&#124;").replace("`", "&#96;")
+
+
+def blocked_markdown(blocked: Sequence[BlockedWork]) -> list[str]:
+    if not blocked:
+        return []
+    lines = [
+        "",
+        f"<details open><summary>{len(blocked)} blocked (not planned)</summary>",
+        "",
+        "| test | group | reason | asked by | why |",
+        "|---|---|---|---|---|",
+    ]
+    for item in blocked[:MARKDOWN_ROWS]:
+        lines.append(
+            f"| {_md(blocked_subject(item))} | {_md(item.group or '')} | {item.reason.value} | "
+            f"{_md(asked_by(item))} | {_md(item.message)} |"
+        )
+    if len(blocked) > MARKDOWN_ROWS:
+        lines.append(f"| … | {len(blocked) - MARKDOWN_ROWS} more | | | |")
+    lines += ["", "</details>"]
+    return lines
