@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +28,14 @@ from reconciler.core.status_render import (
     render_markdown,
     status_files,
 )
-from reconciler.model.desired import DesiredState, OriginKind, StoreSnapshot
+from reconciler.model.desired import (
+    BlockedWork,
+    BlockReason,
+    DesiredState,
+    Origin,
+    OriginKind,
+    StoreSnapshot,
+)
 from reconciler.model.results import BuildStatus, Status
 from reconciler.model.specs import Profile, Repo, Runtime, WorkerHost, WorkerPool
 from reconciler.model.specset import SpecSet
@@ -179,6 +187,7 @@ def test_a_fully_verdicted_branch_is_ready_and_lists_new_failures_against_its_ba
                 },
             },
         ],
+        "blocked_tests": [],
     }
 
 
@@ -481,3 +490,56 @@ def test_condition_enums_are_the_flux_vocabulary() -> None:
     assert [t.value for t in ConditionType] == ["Ready", "Reconciling", "Stalled"]
     assert [s.value for s in ConditionStatus] == ["True", "False", "Unknown"]
     assert all(r.value[0].isupper() and "-" not in r.value for r in ConditionReason)
+
+
+def test_a_test_file_that_cannot_be_planned_stalls_the_branch_and_is_listed_without_urls() -> None:
+    specs, desired = farm()
+    blocked = BlockedWork(
+        reason=BlockReason.DEPENDENCY_UNRESOLVED,
+        message="needs dependency 'xfstests' (https://ci:s3cret@git.example.org/xfstests.git at"
+        " 'master'), which did not resolve",
+        harness="scripts",
+        group="g",
+        test="t/new",
+        origins=(Origin(OriginKind.BRANCH, "main"), Origin(OriginKind.BASELINE, "v1")),
+        commits=(C2, C1),
+    )
+    elsewhere = dataclasses.replace(
+        blocked, test="t/other", origins=(Origin(OriginKind.BRANCH, "x"),)
+    )
+    desired = dataclasses.replace(desired, blocked=(blocked, elsewhere))
+    unit_statuses = stored(desired, origin="v1", commit_id=C0, verdicts=dict.fromkeys(ALL, P))
+    for commit_id in (C1, C2):
+        stored(
+            desired,
+            origin="main",
+            commit_id=commit_id,
+            verdicts=dict.fromkeys(ALL, P),
+            into=unit_statuses,
+        )
+
+    [status] = statuses_of(specs, desired, unit_statuses)
+
+    assert conditions(status) == [
+        ("Ready", "False", "TestsBlocked"),
+        ("Reconciling", "False", "TestsBlocked"),
+        ("Stalled", "True", "TestsBlocked"),
+    ]
+    assert status.condition(ConditionType.STALLED).message == (
+        "1 test file could not be planned; see blocked_tests (8 results: 8 pass)"
+    )
+    assert status.document()["blocked_tests"] == [
+        {
+            "test": "t/new",
+            "group": "g",
+            "reason": "dependency-unresolved",
+            "message": "needs dependency 'xfstests' (<url> at 'master'), which did not resolve",
+            "commits": 2,
+        }
+    ]
+    markdown = render_markdown(status)
+    assert (
+        "| t/new | dependency-unresolved | 2 | needs dependency 'xfstests' (\\<url\\> at"
+        " 'master'), which did not resolve |"
+    ) in markdown
+    assert "example.org" not in markdown and "s3cret" not in json.dumps(status.document())

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from reconciler.adapters.harness.base import BatchContext, HarnessAdapter, SubtestOutcome
 from reconciler.adapters.store.files import ResultStore
+from reconciler.app.dependency_setup import provision_dependencies
 from reconciler.app.image_reuse import copy_same_image_results
 from reconciler.app.worker_setup import HostWorkspace, PreparationError, runtime_env
 from reconciler.core.identity import ResultIdentities, result_preimage
@@ -112,7 +113,13 @@ class BatchRunner:
                 tests_dir = await self.workspace.checkout(
                     batch.build.source, into=f"src/{batch.build.build}"
                 )
-        if batch.tests_source is not None:
+        extra_env: dict[str, str] = {}
+        if batch.tests_source is not None and batch.dependencies:
+            tests_dir, deps_dir = await provision_dependencies(
+                self.workspace, tests=batch.tests_source, dependencies=batch.dependencies
+            )
+            extra_env["ktest_deps_dir"] = deps_dir
+        elif batch.tests_source is not None:
             tests_dir = await self.workspace.checkout(
                 batch.tests_source, into=f"harness/{batch.tests_source.tree}"
             )
@@ -124,6 +131,7 @@ class BatchRunner:
             kernel_image=kernel_image,
             attempt=attempt,
             subtests=pending,
+            extra_env=extra_env,
         )
         failed = [s for s in outcome.recorded if self._status(identities, s) in FAILED]
         for confirm in range(batch.confirm_failures):
@@ -137,6 +145,7 @@ class BatchRunner:
                 kernel_image=kernel_image,
                 attempt=attempt + 1 + confirm,
                 subtests=tuple(failed),
+                extra_env=extra_env,
             )
         return dataclasses.replace(outcome, reused=tuple(reused))
 
@@ -154,6 +163,7 @@ class BatchRunner:
         kernel_image: str | None,
         attempt: int,
         subtests: tuple[str, ...],
+        extra_env: Mapping[str, str],
     ) -> BatchOutcome:
         host = self.workspace.host
         context = BatchContext(
@@ -171,7 +181,7 @@ class BatchRunner:
         result = await host.run(
             adapter.batch_command(context),
             cwd=tests_dir,
-            env={**runtime_env(context.runtime), **dict(batch.runtime_env)},
+            env={**runtime_env(context.runtime), **dict(batch.runtime_env), **extra_env},
             timeout=batch.timeout * len(subtests)
             + min(MAX_GRACE_SECONDS, batch.timeout)
             + adapter.setup_seconds,

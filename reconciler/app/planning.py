@@ -17,9 +17,10 @@ from typing import Protocol
 
 from reconciler.adapters.git import GitSource
 from reconciler.adapters.harness.enumeration_cache import EnumerationCache
-from reconciler.adapters.harness.ktest_deps import DependencyTrees, dependency_repo
+from reconciler.adapters.harness.ktest_deps import DependencyTrees, dependency_repo, read_texts
 from reconciler.adapters.harness.registry import adapter_for
 from reconciler.core.desired import SlotMemo, desired_state, enumeration_requests
+from reconciler.core.ktest_deps import RequireGit, declared_dependencies
 from reconciler.core.planner import PlanMemo, plan
 from reconciler.model.desired import (
     DesiredState,
@@ -149,7 +150,9 @@ def resolve(specs: SpecSet, *, git: GitSource) -> Resolution:
                 harness.name,
                 commit.tree,
                 commit.commit,
-                dependencies=resolve_dependencies(harness, git=git, asked_by=specs.where(harness)),
+                dependencies=resolve_dependencies(
+                    harness, git=git, tree=commit.tree, asked_by=specs.where(harness)
+                ),
             )
         except ReconcilerError as error:
             errors.append(error)
@@ -158,13 +161,38 @@ def resolve(specs: SpecSet, *, git: GitSource) -> Resolution:
     return Resolution(branches=branches, baselines=baselines, harnesses=harnesses)
 
 
+_DECLARED: dict[str, tuple[RequireGit, ...]] = {}
+"""Harness tree -> its `require-git` lines; a tree's content never changes, so neither do they."""
+
+
+def _declared(harness: Harness, *, git: GitSource, tree: str) -> tuple[RequireGit, ...]:
+    if tree not in _DECLARED:
+        with tempfile.TemporaryDirectory(prefix="reconciler-harness-") as scratch:
+            git.tree_view(repo=harness_repo(harness), tree=tree).export(Path(scratch))
+            _DECLARED[tree] = declared_dependencies(read_texts(Path(scratch)))
+    return _DECLARED[tree]
+
+
 def resolve_dependencies(
-    harness: Harness, *, git: GitSource, asked_by: str
+    harness: Harness, *, git: GitSource, tree: str, asked_by: str
 ) -> tuple[ResolvedDependency, ...]:
     """Each pinned dependency of `harness` at its ref; one that does not resolve is kept with
-    why, so only the test files that use it are blocked, not the plan."""
+    why, so only the test files that use it are blocked, not the plan. Each carries the paths
+    where the harness tree's older code looks for it (`RequireGit.link_path`)."""
+    if not harness.dependencies:
+        return ()
+    declared = _declared(harness, git=git, tree=tree)
     resolved = []
     for dependency in harness.dependencies:
+        links = tuple(
+            sorted(
+                {
+                    r.link_path
+                    for r in declared
+                    if r.name == dependency.name and not r.link_path.startswith(("..", "/"))
+                }
+            )
+        )
         try:
             commit = git.resolve_commit(
                 repo=dependency_repo(harness, dependency),
@@ -174,13 +202,22 @@ def resolve_dependencies(
         except ReconcilerError as error:
             resolved.append(
                 ResolvedDependency(
-                    dependency.name, dependency.url, dependency.ref, problem=error.message
+                    dependency.name,
+                    dependency.url,
+                    dependency.ref,
+                    problem=error.message,
+                    links=links,
                 )
             )
         else:
             resolved.append(
                 ResolvedDependency(
-                    dependency.name, dependency.url, dependency.ref, commit.commit, commit.tree
+                    dependency.name,
+                    dependency.url,
+                    dependency.ref,
+                    commit.commit,
+                    commit.tree,
+                    links=links,
                 )
             )
     return tuple(resolved)

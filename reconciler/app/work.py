@@ -5,7 +5,7 @@ from __future__ import annotations
 from reconciler.adapters.store.files import ResultStore
 from reconciler.core.work import BatchInputs, GroupInputs, batches_from_plan
 from reconciler.model.desired import DesiredState, OriginKind, Resolution
-from reconciler.model.execution import Batch, SourceCheckout
+from reconciler.model.execution import Batch, BatchDependency, SourceCheckout
 from reconciler.model.plan import RUN_REASONS, Plan
 from reconciler.model.specset import SpecSet
 
@@ -28,13 +28,30 @@ def batch_inputs(specs: SpecSet, *, desired: DesiredState, resolution: Resolutio
         for name, h in resolution.harnesses.items()
         if h.commit is not None
     }
+    dependencies = {
+        name: {
+            dep.name: BatchDependency(
+                name=dep.name,
+                source=SourceCheckout(url=dep.url, commit=dep.commit, tree=dep.tree),
+                links=dep.links,
+            )
+            for dep in h.dependencies
+            if dep.commit is not None and dep.tree is not None
+        }
+        for name, h in resolution.harnesses.items()
+    }
     groups = {
         name: GroupInputs(
             worker_tags=frozenset(group.worker_tags), confirm_failures=group.confirm_failures
         )
         for name, group in specs.test_groups.items()
     }
-    return BatchInputs(source_urls=source_urls, tests_sources=tests_sources, groups=groups)
+    return BatchInputs(
+        source_urls=source_urls,
+        tests_sources=tests_sources,
+        groups=groups,
+        dependencies=dependencies,
+    )
 
 
 def batches_for(

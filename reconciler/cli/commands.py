@@ -13,6 +13,8 @@ from reconciler.adapters.schema_files import schema_drift, write_schemas
 from reconciler.adapters.spec_loader import load_specs
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.applying import HostOptions, run_apply
+from reconciler.app.blocked_render import blocked_text
+from reconciler.app.cache_maintenance import clear_cache
 from reconciler.app.plan_diff import run_plan_diff
 from reconciler.app.plan_render import RENDERERS, summary_line
 from reconciler.app.planning import Planner, Workspace
@@ -83,6 +85,16 @@ def store_reindex(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def store_clear_cache(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    cleared = clear_cache(workspace)
+    print(
+        f"{workspace.cache_dir}: removed {cleared.listings} cached listings and"
+        f" {cleared.trees} dependency trees; results, builds and logs are untouched"
+    )
+    return ExitCode.OK
+
+
 def store_verify(args: argparse.Namespace) -> int:
     workspace = _workspace(args)
     with ResultStore(workspace.store_dir, quick_check=True) as store:
@@ -133,6 +145,10 @@ def apply(args: argparse.Namespace) -> int:
     print(render_summary(report.summary))
     print()
     sys.stdout.write(report.commits)
+    if report.remaining.partly_blocked:
+        # Everything else ran; waiting will not unblock these, a fix will.
+        print("\n".join(blocked_text(report.remaining.blocked)), file=sys.stderr)
+        return ExitCode.USER_ERROR
     if report.remaining.has_work:
         print(f"\nIncomplete: {summary_line(report.remaining)}", file=sys.stderr)
         return ExitCode.PENDING

@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_specs(reindex)
     _add_store(reindex)
     reindex.set_defaults(run=commands.store_reindex)
+    clear = store_sub.add_parser(
+        "clear-cache",
+        help="remove cached test listings and dependency exports (rebuilt on the next plan)",
+    )
+    _add_specs(clear)
+    _add_store(clear)
+    clear.set_defaults(run=commands.store_clear_cache)
     verify = store_sub.add_parser("verify", help="check files, identities, index and logs")
     _add_specs(verify)
     _add_store(verify)

@@ -28,11 +28,15 @@ Conditions of a branch, in this order of precedence (first match wins):
 4. Some subtests are `pending`: Ready=False reason `Pending`, Reconciling=True and
    Stalled=False reason `Progressing`. Stalled and Reconciling are never both True: while any
    work of the branch can still run, the branch is progressing.
-5. Nothing pending, some `blocked`: Ready=False, Reconciling=False, Stalled=True, reason
+5. Nothing pending, some test file the branch asks for could not be planned (its listing
+   failed, or a dependency it needs did not resolve; `blocked_tests` lists them with why):
+   Ready=False, Reconciling=False, Stalled=True, reason `TestsBlocked`. While other work is
+   pending the branch is `Progressing` as in 4, and the blocked files are listed all the same.
+6. Nothing pending, some `blocked`: Ready=False, Reconciling=False, Stalled=True, reason
    `BuildFailed`.
-6. Nothing pending or blocked, some `error`: the same with reason `InfrastructureErrors` (they
+7. Nothing pending or blocked, some `error`: the same with reason `InfrastructureErrors` (they
    cool down and are retried by a later pass).
-7. Otherwise every desired result has a verdict: Ready=True, Reconciling=False, Stalled=False,
+8. Otherwise every desired result has a verdict: Ready=True, Reconciling=False, Stalled=False,
    reason `Succeeded`. Failing tests do not make a branch un-Ready; they are in the counts and
    in the regressions.
 
@@ -53,6 +57,7 @@ from reconciler.core.status_documents import (
     COUNT_KEYS,
     SHORT,
     BaselineRef,
+    BlockedTest,
     BranchStatus,
     CommitStatus,
     Condition,
@@ -63,7 +68,7 @@ from reconciler.core.status_documents import (
     ProfileStatus,
     Regression,
 )
-from reconciler.model.desired import DesiredSlot, DesiredState, OriginKind
+from reconciler.model.desired import BlockedWork, DesiredSlot, DesiredState, Origin, OriginKind
 from reconciler.model.plan import Plan, Reason
 from reconciler.model.results import Status
 from reconciler.model.specset import SpecSet
@@ -72,6 +77,7 @@ __all__ = [
     "COUNT_KEYS",
     "SHORT",
     "BaselineRef",
+    "BlockedTest",
     "BranchStatus",
     "CommitStatus",
     "Condition",
@@ -82,6 +88,7 @@ __all__ = [
     "ProfileStatus",
     "Regression",
     "blocked_builds",
+    "blocked_tests_of",
     "branch_statuses",
     "describe_counts",
     "host_status",
@@ -90,11 +97,35 @@ __all__ = [
 
 _FAILURES = frozenset({Status.FAIL, Status.TIMEOUT})
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\")]+")
 
 
 def redact_userinfo(text: str) -> str:
     """Hide `user:token@` of any URL in a message: the status branch is pushed and read widely."""
     return _USERINFO.sub("***@", text)
+
+
+def redact_urls(text: str) -> str:
+    """Drop every URL of a message: status names repositories, never says where they live."""
+    return _URL.sub("<url>", text)
+
+
+def blocked_tests_of(blocked: Iterable[BlockedWork], branch: str) -> tuple[BlockedTest, ...]:
+    """The test files `branch` asks for that could not be planned, redacted for publishing."""
+    origin = Origin(OriginKind.BRANCH, branch)
+    return tuple(
+        sorted(
+            BlockedTest(
+                test=item.test or item.group or "",
+                group=item.group or "",
+                reason=item.reason.value,
+                message=redact_urls(redact_userinfo(item.message)),
+                commits=len(item.commits),
+            )
+            for item in blocked
+            if origin in item.origins
+        )
+    )
 
 
 def blocked_builds(plan: Plan) -> frozenset[str]:
@@ -151,6 +182,7 @@ def branch_statuses(
                 branch_slots.get(name, []), unit_statuses, blocked=blocked, reference=reference
             )
         counts = _sum_counts(p.counts for c in commits for p in c.profiles)
+        blocked_tests = () if spec.suspend else blocked_tests_of(desired.blocked, name)
         statuses.append(
             BranchStatus(
                 host=host_id,
@@ -165,9 +197,11 @@ def branch_statuses(
                     stalled=stalled.get(name),
                     has_commits=bool(commits),
                     counts=counts,
+                    blocked_tests=len(blocked_tests),
                 ),
                 counts=counts,
                 commits=commits,
+                blocked_tests=blocked_tests,
             )
         )
     return tuple(statuses)
@@ -291,7 +325,12 @@ def describe_counts(counts: Mapping[str, int]) -> str:
 
 
 def _conditions(
-    *, suspended: bool, stalled: str | None, has_commits: bool, counts: Mapping[str, int]
+    *,
+    suspended: bool,
+    stalled: str | None,
+    has_commits: bool,
+    counts: Mapping[str, int],
+    blocked_tests: int = 0,
 ) -> tuple[Condition, ...]:
     true, false, unknown = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
     if suspended:
@@ -316,6 +355,12 @@ def _conditions(
             ),
             Condition(ConditionType.RECONCILING, true, ConditionReason.PROGRESSING, pending),
             Condition(ConditionType.STALLED, false, ConditionReason.PROGRESSING, pending),
+        )
+    if blocked_tests:
+        files = f"{blocked_tests} test file{'s' if blocked_tests != 1 else ''}"
+        why = f"{files} could not be planned; see blocked_tests ({summary})"
+        return _three(
+            ConditionReason.TESTS_BLOCKED, why, ready=false, reconciling=false, stalled=true
         )
     if counts["blocked"]:
         why = f"builds failed; their results wait for changed build inputs ({summary})"

@@ -40,6 +40,7 @@ class ConditionReason(StrEnum):
     INFRASTRUCTURE_ERRORS = "InfrastructureErrors"
     RESOLUTION_FAILED = "ResolutionFailed"
     NOT_RESOLVED = "NotResolved"
+    TESTS_BLOCKED = "TestsBlocked"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,19 @@ class CommitStatus:
     """Sorted by profile name."""
 
 
+@dataclass(frozen=True, order=True)
+class BlockedTest:
+    """A test file the branch asks for that could not be planned (see `BlockedWork`)."""
+
+    test: str
+    group: str
+    reason: str
+    message: str
+    """Redacted: no URL, no credential."""
+    commits: int
+    """How many of the branch's commits it is blocked at."""
+
+
 @dataclass(frozen=True)
 class BaselineRef:
     name: str
@@ -104,6 +118,8 @@ class BranchStatus:
     counts: Mapping[str, int]
     commits: tuple[CommitStatus, ...]
     """Newest first."""
+    blocked_tests: tuple[BlockedTest, ...] = ()
+    """Sorted by test file."""
 
     def condition(self, kind: ConditionType) -> Condition:
         return next(c for c in self.conditions if c.type is kind)
@@ -131,6 +147,16 @@ class BranchStatus:
                     "profiles": {p.profile: _profile_document(p) for p in c.profiles},
                 }
                 for c in self.commits
+            ],
+            "blocked_tests": [
+                {
+                    "test": b.test,
+                    "group": b.group,
+                    "reason": b.reason,
+                    "message": b.message,
+                    "commits": b.commits,
+                }
+                for b in self.blocked_tests
             ],
         }
 

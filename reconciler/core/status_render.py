@@ -82,6 +82,18 @@ def _short_revision(revision: str) -> str:
     return commit[:SHORT] + dash + rest
 
 
+def _blocked_section(branch: BranchStatus) -> list[str]:
+    if not branch.blocked_tests:
+        return []
+    lines = ["", "## Blocked: not planned", "", "| Test | Reason | Commits | Why |"]
+    lines.append("| --- | --- | --- | --- |")
+    lines += [
+        f"| {markdown_text(b.test)} | {b.reason} | {b.commits} | {markdown_text(b.message)} |"
+        for b in branch.blocked_tests
+    ]
+    return lines
+
+
 def render_markdown(branch: BranchStatus) -> str:
     lines = [f"# {markdown_text(branch.branch)}", ""]
     facts = [
@@ -100,6 +112,7 @@ def render_markdown(branch: BranchStatus) -> str:
         f"| {c.type.value} | {c.status.value} | {c.reason.value} | {markdown_text(c.message)} |"
         for c in branch.conditions
     ]
+    lines += _blocked_section(branch)
     if not branch.commits:
         return "\n".join([*lines, ""]) + "\n"
 

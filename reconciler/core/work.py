@@ -24,7 +24,7 @@ from typing import Any
 
 from reconciler.core.batching import batch_id, pack_batches
 from reconciler.model.desired import DesiredSlot, DesiredState, DesiredUnit, Origin
-from reconciler.model.execution import Batch, BuildJob, SourceCheckout
+from reconciler.model.execution import Batch, BatchDependency, BuildJob, SourceCheckout
 from reconciler.model.plan import Plan, PlannedUnit
 
 
@@ -47,6 +47,8 @@ class BatchInputs:
     (a `url`); absent when the tests are in the source tree."""
     groups: Mapping[str, GroupInputs] = field(default_factory=dict)
     """Per TestGroup name; a group absent here needs no tags and confirms no failures."""
+    dependencies: Mapping[str, Mapping[str, BatchDependency]] = field(default_factory=dict)
+    """Per Harness name, its resolved dependencies by name (ktest `require-git`)."""
 
 
 def _build_job(
@@ -120,6 +122,7 @@ def batches_from_plan(
         build = _build_job(item, slot, inputs=inputs, commit=item.commit)
         group = inputs.groups.get(item.group, GroupInputs())
         runtime_env = _runtime_env(unit.preimage)
+        dependencies = _dependencies(unit.preimage, inputs.dependencies.get(item.harness, {}))
         unit_durations = {
             name: seconds
             for name in item.to_run
@@ -150,6 +153,22 @@ def batches_from_plan(
                     runtime_env=runtime_env,
                     worker_tags=group.worker_tags,
                     confirm_failures=group.confirm_failures,
+                    dependencies=dependencies,
                 )
             )
     return batches
+
+
+def _dependencies(
+    unit_preimage: Mapping[str, Any], resolved: Mapping[str, BatchDependency]
+) -> tuple[BatchDependency, ...]:
+    """The dependencies a unit's identity names, at the trees it names (KeyError if unknown)."""
+    harness: Mapping[str, Any] = unit_preimage.get("harness", {})
+    named: Mapping[str, str] = harness.get("dependencies", {})
+    chosen = []
+    for name, tree in sorted(named.items()):
+        dependency = resolved[name]
+        if dependency.source.tree != tree:
+            raise KeyError(f"dependency {name!r} resolved to {dependency.source.tree}, not {tree}")
+        chosen.append(dependency)
+    return tuple(chosen)

@@ -49,6 +49,9 @@ class ResolvedDependency:
     tree: str | None = None
     problem: str | None = None
     """Why it did not resolve (unreachable, unknown ref); None when it did."""
+    links: tuple[str, ...] = ()
+    """Where the harness tree's `require-git` lines say older code looks for it, relative to
+    the tree (`tests/fs/xfstests`)."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,18 @@ class SourceCheckout:
 
 
 @dataclass(frozen=True)
+class BatchDependency:
+    """A harness dependency a batch's test file uses (ktest `require-git`), as workers get it."""
+
+    name: str
+    """Its directory under `ktest_deps_dir`."""
+    source: SourceCheckout
+    links: tuple[str, ...] = ()
+    """Paths in the harness checkout where older ktest code looks for it (`tests/fs/xfstests`):
+    each becomes a relative link to the dependency's checkout."""
+
+
+@dataclass(frozen=True)
 class BuildJob:
     """One build identity and what a worker needs to produce it."""
 
@@ -67,6 +79,8 @@ class Batch:
     """Tags a worker must have to take this batch."""
     confirm_failures: int = 0
     """Re-run a failing subtest this many times, recording every attempt."""
+    dependencies: tuple[BatchDependency, ...] = ()
+    """The harness dependencies the test file uses, provisioned beside the harness checkout."""
 
     @property
     def arch(self) -> str:

@@ -264,7 +264,7 @@ def run_list_command(
         home.mkdir()
         tmp.mkdir()
         environment = {**list_environment(), "HOME": str(home), "TMPDIR": str(tmp), **(env or {})}
-        stdout, stderr, returncode = _run_listing(
+        stdout, raw_stderr, returncode = _run_listing(
             command=command,
             cwd=cwd,
             env=environment,
@@ -273,9 +273,16 @@ def run_list_command(
             what=f"the listing of {test!r}",
             where=where,
         )
+    # Messages quote what the listing printed; the temporary directories it ran in would make
+    # every message (and every status file quoting it) differ from run to run.
+    places = {str(cwd): "<checkout>", str(home): "<home>", str(tmp): "<tmp>"}
+    places |= {value: f"<{name}>" for name, value in (env or {}).items() if value.startswith("/")}
+    stderr = _scrubbed(raw_stderr.decode("utf-8", errors="replace"), places)
     if returncode != 0:
-        tail = stderr.decode("utf-8", errors="replace").strip()[-_STDERR_TAIL_CHARS:]
-        printed = _quote_lines(stdout.decode("utf-8", errors="replace").splitlines())
+        tail = stderr.strip()[-_STDERR_TAIL_CHARS:]
+        printed = _quote_lines(
+            _scrubbed(stdout.decode("utf-8", errors="replace"), places).splitlines()
+        )
         raise ListingError(
             f"listing {test!r} exited with status {returncode}"
             + (f"; it printed {printed}" if printed else "")
@@ -294,15 +301,16 @@ def run_list_command(
     subtests = [name for name in names if name and not name.startswith("#")]
     invalid = name_check(subtests) if name_check is not None else []
     if invalid:
+        shown = [_scrubbed(line, places) for line in invalid]
         raise ListingError(
-            f"listing {test!r} printed {_quote_lines(invalid)}, which "
+            f"listing {test!r} printed {_quote_lines(shown)}, which "
             + ("is not a subtest name" if len(invalid) == 1 else "are not subtest names"),
             where=where,
             hint="a listing must print only subtest names, one per line; fix what printed the"
             f" line, then plan again (run it by hand in a checkout: {command})",
         )
     if not subtests and empty_hint is not None:
-        tail = stderr.decode("utf-8", errors="replace").strip()[-_STDERR_TAIL_CHARS:]
+        tail = stderr.strip()[-_STDERR_TAIL_CHARS:]
         raise ListingError(
             f"listing {test!r} named no subtest; stderr: {tail or '(empty)'}",
             where=where,
@@ -312,6 +320,16 @@ def run_list_command(
         return unique_subtests(subtests, what=f"listing {test!r} printed a subtest")
     except HarnessError as error:
         raise ListingError(error.message, where=where, hint=error.hint) from error
+
+
+def _scrubbed(text: str, places: Mapping[str, str]) -> str:
+    """`text` with each directory of `places` (and its resolved form) named by its label."""
+    for path, label in sorted(places.items(), key=lambda item: -len(item[0])):
+        text = text.replace(path, label)
+        resolved = os.path.realpath(path)
+        if resolved != path:
+            text = text.replace(resolved, label)
+    return text
 
 
 def _quote_lines(lines: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ from reconciler.app.dashboard.view import (
     StatusCounts,
     TestKey,
 )
+from reconciler.core.status import blocked_tests_of
 from reconciler.model.desired import OriginKind
 
 Page = dict[str, Any]
@@ -84,6 +85,16 @@ def branch_page(view: DashboardView, name: str) -> Page:
             "baseline": branch.baseline,
         },
         "commits": [_commit_summary(view, sha) for sha in branch.commits],
+        "blocked": [
+            {
+                "test": item.test,
+                "group": item.group,
+                "reason": item.reason,
+                "message": item.message,
+                "commits": item.commits,
+            }
+            for item in blocked_tests_of(view.blocked, name)
+        ],
     }
 
 

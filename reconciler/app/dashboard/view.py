@@ -12,7 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.adapters.store.files import ResultStore
-from reconciler.model.desired import DesiredSlot, DesiredState, Origin, OriginKind, ResolvedCommit
+from reconciler.model.desired import (
+    BlockedWork,
+    DesiredSlot,
+    DesiredState,
+    Origin,
+    OriginKind,
+    ResolvedCommit,
+)
 from reconciler.model.results import Status
 from reconciler.model.specset import SpecSet
 
@@ -126,6 +133,8 @@ class DashboardView:
     baselines: dict[str, OriginView]
     commits: dict[str, CommitView]
     suspended: tuple[str, ...] = ()
+    blocked: tuple[BlockedWork, ...] = ()
+    """Work the specs ask for that could not be planned (failed listings, dependencies)."""
 
 
 def read_view(*, specs: SpecSet, desired: DesiredState, store: ResultStore) -> DashboardView:
@@ -161,6 +170,7 @@ def read_view(*, specs: SpecSet, desired: DesiredState, store: ResultStore) -> D
         baselines=dict(sorted(baselines.items(), key=lambda item: _newest_time(item[1], commits))),
         commits=commits,
         suspended=desired.suspended,
+        blocked=desired.blocked,
     )
 
 
