@@ -65,6 +65,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/farm_sim.py
 	$(BIN)/python bench/git_resolve.py
 	$(BIN)/python bench/plan_scale.py
+	$(BIN)/python bench/ktest_enumeration.py
 
 clean:
 	rm -rf $(VENV) .reconciler examples/quickstart/repo examples/kernel/repos

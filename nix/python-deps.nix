@@ -3,7 +3,6 @@
 ps: with ps; [
   pydantic
   ruamel-yaml
-  gitpython
   jsonschema
   tenacity
   watchfiles
@@ -12,4 +11,6 @@ ps: with ps; [
   rich
   tappy # PyPI "tap.py", imported as `tap`
   defusedxml
+  jinja2
+  pygal
 ]

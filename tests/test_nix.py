@@ -481,3 +481,23 @@ def test_fetch_specs_leaves_a_foreign_directory_alone(spec_remote: Path, tmp_pat
     assert result.returncode == 1
     assert "is not empty and not a git checkout" in result.stderr
     assert sorted(p.name for p in checkout.iterdir()) == ["notes.txt"]
+
+
+# PyPI names whose nixpkgs attribute differs (beyond case and `.` -> `-`).
+NIXPKGS_NAMES = {"tap.py": "tappy"}
+
+
+def test_the_nix_package_depends_on_exactly_the_runtime_dependencies() -> None:
+    """nix/python-deps.nix lists pyproject.toml's [project] dependencies; a drift (a dependency
+    added on one side only) would ship a package that fails at import, or carries dead weight."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = set()
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0]
+        wanted.add(NIXPKGS_NAMES.get(name, name.lower().replace(".", "-")))
+    text = (ROOT / "nix" / "python-deps.nix").read_text()
+    body = text[text.index("with ps; [") + len("with ps; [") : text.rindex("]")]
+    listed = {line.split("#")[0].strip() for line in body.splitlines()} - {""}
+    assert listed == wanted
