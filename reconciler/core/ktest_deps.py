@@ -75,16 +75,12 @@ def declared_dependencies(texts: Mapping[str, str]) -> tuple[RequireGit, ...]:
     found: set[RequireGit] = set()
     for path, text in texts.items():
         for line in text.splitlines():
-            match = _DECLARATION.match(line)
-            if match is None:
+            arguments = _arguments(_DECLARATION, line)
+            if arguments is None or any(
+                "$" in word or "`" in word for word in arguments if word is not None
+            ):
                 continue
-            try:
-                words = shlex.split(match["args"])
-            except ValueError:
-                continue
-            if not 1 <= len(words) <= 2 or any("$" in word or "`" in word for word in words):
-                continue
-            found.add(RequireGit(path, words[0], words[1] if len(words) == 2 else None))
+            found.add(RequireGit(path, *arguments))
     return tuple(sorted(found))
 
 
@@ -92,16 +88,25 @@ def traced_requirements(trace: str) -> tuple[tuple[str, str | None], ...]:
     """(url, dir) of each `require-git` call in a bash xtrace (`+ require-git URL DIR`)."""
     calls: dict[tuple[str, str | None], None] = {}
     for line in trace.splitlines():
-        match = _TRACE.match(line)
-        if match is None:
-            continue
-        try:
-            words = shlex.split(match["args"])
-        except ValueError:
-            continue
-        if 1 <= len(words) <= 2:
-            calls[(words[0], words[1] if len(words) == 2 else None)] = None
+        arguments = _arguments(_TRACE, line)
+        if arguments is not None:
+            calls[arguments] = None
     return tuple(calls)
+
+
+def _arguments(pattern: re.Pattern[str], line: str) -> tuple[str, str | None] | None:
+    """(URL, DIR or None) of a `require-git` line that `pattern` matches, as the shell splits
+    its words; None for any other line."""
+    match = pattern.match(line)
+    if match is None:
+        return None
+    try:
+        words = shlex.split(match["args"])
+    except ValueError:
+        return None
+    if not 1 <= len(words) <= 2:
+        return None
+    return words[0], words[1] if len(words) == 2 else None
 
 
 def invalid_lines(lines: Iterable[str]) -> list[str]:
