@@ -4,6 +4,9 @@ Pure: git answers arrive as a `Resolution`, harness answers as an `Enumeration`.
 provenance only; two branches (or a branch and a baseline) that reach the same tree ask for the
 same identities, and the planner counts that work once.
 
+A slot whose profile's toolchain did not resolve on the planning host has no build identity
+(the identity holds the concrete compiler): it becomes `BlockedWork` and the rest is planned.
+
 Computing identities is the expensive part at farm scale (hundreds of commits × hundreds of test
 files), so a `SlotMemo` remembers the units of each (tree, profile, harness, groups) and a new
 commit costs only its own units.
@@ -18,6 +21,7 @@ from typing import Any
 
 from reconciler.core.identity import (
     Identity,
+    applies_toolchain,
     build_identity,
     build_recipe,
     canonical_json,
@@ -27,7 +31,10 @@ from reconciler.core.identity import (
     sha256_hex,
     unit_fields,
 )
+from reconciler.core.toolchain import toolchain_identity, unavailable_message
 from reconciler.model.desired import (
+    BlockedWork,
+    BlockReason,
     DesiredBuild,
     DesiredSlot,
     DesiredState,
@@ -39,7 +46,7 @@ from reconciler.model.desired import (
     Resolution,
     ResolvedCommit,
 )
-from reconciler.model.specs import Harness
+from reconciler.model.specs import Harness, Profile
 from reconciler.model.specset import SpecSet
 
 
@@ -93,6 +100,48 @@ class _UnitTemplate:
 
     def unit_id(self, test: str) -> str:
         return sha256_hex(self._prefix + json.dumps(test, ensure_ascii=True) + self._suffix)
+
+
+@dataclass
+class _ToolchainBlocks:
+    """Slots left out because their profile's toolchain did not resolve, gathered into one
+    `BlockedWork` per (profile, harness)."""
+
+    found: dict[tuple[str, str], tuple[str, list[Origin], list[str]]] = field(default_factory=dict)
+
+    def add(self, *, message: str, profile: str, harness: str, origin: Origin, commit: str) -> None:
+        _, origins, commits = self.found.setdefault((profile, harness), (message, [], []))
+        if origin not in origins:
+            origins.append(origin)
+        if commit not in commits:
+            commits.append(commit)
+
+    def blocked(self) -> tuple[BlockedWork, ...]:
+        return tuple(
+            BlockedWork(
+                reason=BlockReason.TOOLCHAIN_UNAVAILABLE,
+                message=message,
+                harness=harness,
+                profile=profile,
+                origins=tuple(sorted(origins)),
+                commits=tuple(commits),
+            )
+            for (profile, harness), (message, origins, commits) in sorted(self.found.items())
+        )
+
+
+def _toolchain_for(
+    profile: Profile, harness: Harness, *, resolution: Resolution
+) -> tuple[dict[str, str] | None, str | None]:
+    """(what the build identity holds of the profile's toolchain, or why it is unavailable)."""
+    if not applies_toolchain(harness):
+        return None, None
+    resolved = resolution.toolchains.get(profile.toolchain)
+    if resolved is None:
+        raise DesiredStateError(f"toolchain {profile.toolchain!r} was not resolved")
+    if resolved.problem is not None:
+        return None, unavailable_message(resolved, profile=profile.name)
+    return toolchain_identity(resolved), None
 
 
 def _units_for(
@@ -167,6 +216,7 @@ def _slots_for_commit(
     resolution: Resolution,
     enumeration: Enumeration,
     memo: SlotMemo,
+    toolchain_blocks: _ToolchainBlocks,
 ) -> list[DesiredSlot]:
     by_harness: dict[str, list[str]] = {}
     for group_name in groups:
@@ -175,15 +225,36 @@ def _slots_for_commit(
     for profile_name in profiles:
         for harness_name, harness_groups in sorted(by_harness.items()):
             harness = specs.harnesses[harness_name]
+            toolchain, unavailable = _toolchain_for(
+                specs.profiles[profile_name], harness, resolution=resolution
+            )
+            if unavailable is not None:
+                toolchain_blocks.add(
+                    message=unavailable,
+                    profile=profile_name,
+                    harness=harness_name,
+                    origin=origin,
+                    commit=commit.commit,
+                )
+                continue
             revision = harness_revision(harness, resolution=resolution)
             tree = tests_tree(harness, source_tree=commit.tree, resolution=resolution)
-            key = (commit.tree, profile_name, harness_name, revision, tree, tuple(harness_groups))
+            key = (
+                commit.tree,
+                profile_name,
+                harness_name,
+                revision,
+                tree,
+                tuple(harness_groups),
+                canonical_json(toolchain),
+            )
             cached = memo.slots.get(key)
             if cached is None:
                 build = build_identity(
                     source_tree=commit.tree,
                     profile=specs.profiles[profile_name],
                     recipe=build_recipe(harness),
+                    toolchain=toolchain,
                 )
                 units = _units_for(
                     specs=specs,
@@ -225,6 +296,7 @@ def desired_state(
     memo.bind(specs)
     slots: list[DesiredSlot] = []
     suspended: list[str] = []
+    toolchain_blocks = _ToolchainBlocks()
     for branch in sorted(specs.branches.values(), key=lambda b: b.name):
         if branch.suspend:
             suspended.append(branch.name)
@@ -245,6 +317,7 @@ def desired_state(
                 resolution=resolution,
                 enumeration=enumeration,
                 memo=memo,
+                toolchain_blocks=toolchain_blocks,
             )
     for baseline in sorted(specs.baselines.values(), key=lambda b: b.name):
         resolved_baseline = resolution.baselines.get(baseline.name)
@@ -261,8 +334,11 @@ def desired_state(
             resolution=resolution,
             enumeration=enumeration,
             memo=memo,
+            toolchain_blocks=toolchain_blocks,
         )
-    return DesiredState(slots=tuple(slots), suspended=tuple(suspended))
+    return DesiredState(
+        slots=tuple(slots), suspended=tuple(suspended), blocked=toolchain_blocks.blocked()
+    )
 
 
 def enumeration_requests(
