@@ -14,6 +14,7 @@ from reconciler.model.desired import (
     ResolvedBranch,
     ResolvedCommit,
     ResolvedHarness,
+    ResolvedToolchain,
     StoreSnapshot,
     UnitSummary,
 )
@@ -94,6 +95,14 @@ def baseline(name: str, *, profiles: tuple[str, ...] = ("default",)) -> Baseline
     )
 
 
+def fixture_toolchains(specs: SpecSet) -> dict[str, ResolvedToolchain]:
+    """Every profile's toolchain resolved to a made-up version, as a planning host would."""
+    return {
+        profile.toolchain: ResolvedToolchain(profile.toolchain, version=f"{profile.toolchain} 1.0")
+        for profile in specs.profiles.values()
+    }
+
+
 TESTS = (
     EnumeratedTest("t/a", ("a1", "a2", "a3")),
     EnumeratedTest("t/b", ("b1",)),
@@ -111,6 +120,7 @@ def build_desired(
 ) -> DesiredState:
     resolution = Resolution(
         harnesses=dict(harnesses or {}),
+        toolchains=fixture_toolchains(specs),
         branches={
             name: ResolvedBranch(branch=name, ref=name, commits=tuple(commits))
             for name, commits in (branch_commits or {}).items()

@@ -173,6 +173,9 @@ def test_workers_lists_hosts_with_probed_health(apply_sshd: SshServer, tmp_path:
     )
     assert done.returncode == 0, done.stderr
     rows = {row["host"]: row for row in json.loads(done.stdout)}
+    gcc = subprocess.run(
+        ["gcc", "--version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
     assert rows[f"127.0.0.1:{closed}"] | {"detail": ""} == {
         "host": f"127.0.0.1:{closed}",
         "slots": 4,
@@ -181,7 +184,16 @@ def test_workers_lists_hosts_with_probed_health(apply_sshd: SshServer, tmp_path:
         "healthy": False,
         "detail": "",
         "running_batches": 0,
+        "toolchains": [
+            {
+                "name": "gcc",
+                "compiler": gcc,
+                "can_build": False,
+                "detail": "not asked: the host is unhealthy",
+            }
+        ],
     }
+    # Asked over SSH with the command a build would run: the worker's gcc is the planner's.
     assert rows[f"127.0.0.1:{apply_sshd.port}"] == {
         "host": f"127.0.0.1:{apply_sshd.port}",
         "slots": 2,
@@ -190,6 +202,7 @@ def test_workers_lists_hosts_with_probed_health(apply_sshd: SshServer, tmp_path:
         "healthy": True,
         "detail": "ok",
         "running_batches": 0,
+        "toolchains": [{"name": "gcc", "compiler": gcc, "can_build": True, "detail": "ok"}],
     }
 
 

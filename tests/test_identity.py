@@ -20,6 +20,8 @@ from reconciler.core.identity import (
     unit_fields,
     unit_identity,
 )
+from reconciler.core.toolchain import toolchain_identity
+from reconciler.model.desired import ResolvedToolchain
 from reconciler.model.specs import Profile, Runtime
 
 hexes = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
@@ -98,8 +100,19 @@ def _mutations(profile: Profile) -> list[tuple[str, Profile]]:
     ]
 
 
-RECIPE = {"recipe": "command", "version": 1, "command": "make"}
+# kbuild: the recipe that uses every build input (config, toolchain, make flags, env).
+RECIPE = {"recipe": "kbuild", "version": 2}
 HARNESS = {"type": "command", "run": "sh {test}", "revision": "a" * 64}
+
+
+def planning_host_version(name: str) -> str:
+    """What `<cc> --version` says on the planning host, made up per name."""
+    return f"{name} (Debian {len(name)}.2.0-14) {len(name)}.2.0"
+
+
+def concrete(name: str, *, version: str | None = None) -> dict[str, str]:
+    resolved = ResolvedToolchain(name, version=version or planning_host_version(name))
+    return toolchain_identity(resolved)
 
 
 def _result_id(
@@ -110,8 +123,14 @@ def _result_id(
     test: str,
     subtest: str,
     timeout: int = 600,
+    version: str | None = None,
 ) -> str:
-    build = build_identity(source_tree=tree, profile=profile, recipe=RECIPE)
+    build = build_identity(
+        source_tree=tree,
+        profile=profile,
+        recipe=RECIPE,
+        toolchain=concrete(profile.toolchain, version=version),
+    )
     fields = unit_fields(
         build=build.hex,
         runtime=runtime_inputs(profile),
@@ -172,6 +191,68 @@ def test_non_inputs_leave_identity_unchanged(profile: Profile, tree: str, rng: A
         assert _result_id(same, tree=tree, harness=HARNESS, test="t/a.t", subtest="one") == base
 
 
+@settings(max_examples=40, deadline=None)
+@given(profiles(), hexes, words)
+def test_a_new_compiler_version_changes_the_build_and_nothing_else_about_it_does(
+    profile: Profile, tree: str, suffix: str
+) -> None:
+    """The identity holds the concrete compiler: the same name resolving to another version
+    (an upgraded package) is another build; the same version found again is the same one."""
+    base = _result_id(profile, tree=tree, harness=HARNESS, test="t/a.t", subtest="one")
+    upgraded = planning_host_version(profile.toolchain) + suffix + "-1"
+    assert (
+        _result_id(
+            profile, tree=tree, harness=HARNESS, test="t/a.t", subtest="one", version=upgraded
+        )
+        != base
+    )
+    again = planning_host_version(profile.toolchain)
+    assert (
+        _result_id(profile, tree=tree, harness=HARNESS, test="t/a.t", subtest="one", version=again)
+        == base
+    )
+
+
+def test_the_build_preimage_holds_the_concrete_compiler_not_a_name() -> None:
+    profile = Profile(kind="Profile", name="p", toolchain="clang")
+    build = build_identity(
+        source_tree="t" * 40,
+        profile=profile,
+        recipe=RECIPE,
+        toolchain=concrete("clang", version="Debian clang version 14.0.6"),
+    )
+    assert build.preimage["toolchain"] == {
+        "name": "clang",
+        "version": "Debian clang version 14.0.6",
+    }
+    store = "/nix/store/" + "a" * 32 + "-gcc-wrapper-13.2.0"
+    nix = toolchain_identity(ResolvedToolchain(store, store_path=store))
+    assert nix == {"name": store, "store_path": store}
+
+
+def test_a_recipe_holds_only_the_inputs_it_uses() -> None:
+    """A `command` build configures no kernel: its identity holds no config, so a kconfig
+    cannot make two identical builds look different; a build compiling nothing holds no
+    toolchain."""
+    plain = Profile(kind="Profile", name="p")
+    configured = Profile(kind="Profile", name="p", kconfig=["KASAN=y"], base_config="tinyconfig")
+    command = {"recipe": "command", "version": 2, "command": "make"}
+
+    def build(profile: Profile, recipe: dict[str, Any], toolchain: dict[str, str] | None) -> Any:
+        return build_identity(
+            source_tree="t" * 40, profile=profile, recipe=recipe, toolchain=toolchain
+        )
+
+    gcc = concrete("gcc")
+    assert build(plain, command, gcc) == build(configured, command, gcc)
+    assert "config" not in build(configured, command, gcc).preimage
+    assert build(configured, RECIPE, gcc).preimage["config"] == {
+        "base": "tinyconfig",
+        "fragment": ["CONFIG_KASAN=y"],
+    }
+    assert "toolchain" not in build(plain, {"recipe": "command", "version": 2}, None).preimage
+
+
 def test_normalize_kconfig() -> None:
     assert normalize_kconfig(["KASAN=y", "CONFIG_DEBUG_INFO=n", "KASAN=n", "LOCALVERSION=-x"]) == [
         "CONFIG_DEBUG_INFO=n",
@@ -190,7 +271,9 @@ def test_canonical_json_is_sorted_and_compact() -> None:
 def test_spliced_identities_equal_full_serialisation(
     profile: Profile, tree: str, test: str, subtests: list[str]
 ) -> None:
-    build = build_identity(source_tree=tree, profile=profile, recipe=RECIPE)
+    build = build_identity(
+        source_tree=tree, profile=profile, recipe=RECIPE, toolchain=concrete(profile.toolchain)
+    )
     fields = unit_fields(
         build=build.hex, runtime=runtime_inputs(profile), harness=HARNESS, test=test, timeout=5
     )
@@ -203,7 +286,9 @@ def test_spliced_identities_equal_full_serialisation(
 
 def test_source_is_the_tree_not_the_commit() -> None:
     profile = Profile(kind="Profile", name="p")
-    build = build_identity(source_tree="t" * 40, profile=profile, recipe=RECIPE)
+    build = build_identity(
+        source_tree="t" * 40, profile=profile, recipe=RECIPE, toolchain=concrete("gcc")
+    )
     assert build.preimage["source_tree"] == "t" * 40
     assert "commit" not in canonical_json(build.preimage)
 

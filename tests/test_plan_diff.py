@@ -23,7 +23,7 @@ from reconciler.model.desired import (
     StoreSnapshot,
 )
 from reconciler.model.plan import Estimates
-from reconciler.model.specs import Profile, Runtime
+from reconciler.model.specs import Harness, Profile, Runtime
 from reconciler.model.specset import SpecSet
 
 from .planning_fixtures import TESTS, branch, build_desired, commit, snapshot_holding, spec_set
@@ -113,7 +113,9 @@ def test_adding_a_profile_adds_its_work_and_names_the_nearest_stored_unit() -> N
 
 
 def test_changed_profile_inputs_are_named_through_the_build_preimages() -> None:
-    base_specs = spec_set(branches=[branch("main")])
+    # A vm harness: its kbuild recipe takes the config and the toolchain as inputs.
+    vm = Harness(kind="Harness", name="h", type="vm", run="sh {test}")
+    base_specs = spec_set(branches=[branch("main")], harness=vm)
     changed = base_specs.profiles["default"].model_copy(
         update={"toolchain": "clang-18", "kconfig": ["KASAN=y"], "runtime": Runtime(mem="8G")}
     )
@@ -130,7 +132,9 @@ def test_changed_profile_inputs_are_named_through_the_build_preimages() -> None:
     assert change.nearest is not None and change.nearest.source is NearestSource.BASE
     assert change.differences == (
         InputChange("build.config.fragment", "config fragment changed", None, ["CONFIG_KASAN=y"]),
-        InputChange("build.toolchain", "toolchain changed", "gcc", "clang-18"),
+        InputChange("build.toolchain.name", "toolchain changed", "gcc", "clang-18"),
+        # The concrete compiler the planning host resolved each name to.
+        InputChange("build.toolchain.version", "toolchain changed", "gcc 1.0", "clang-18 1.0"),
         InputChange("runtime.mem", "runtime mem changed", None, "8G"),
     )
 

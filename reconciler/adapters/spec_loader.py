@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reconciler.adapters.spec_build_inputs import unused_build_input_errors
 from reconciler.adapters.spec_validation import validation_errors
 from reconciler.adapters.yaml_documents import (
     Part,
@@ -66,6 +67,8 @@ class _Findings:
 
     errors: list[SpecError] = field(default_factory=list)
     specs: list[tuple[str, Spec, SourceLocation]] = field(default_factory=list)
+    valid_documents: dict[tuple[str, str], YamlDocument] = field(default_factory=dict)
+    """The YAML of each valid spec, by (kind, name): where a cross-document error points."""
     documents: list[NamedDocument] = field(default_factory=list)
     referring: list[ReferringValue] = field(default_factory=list)
     unreadable_files: list[str] = field(default_factory=list)
@@ -76,8 +79,9 @@ def load_specs(spec_dir: Path) -> SpecSet:
     """Every document under `spec_dir`, validated and cross-checked.
 
     Raises SpecErrors carrying every problem found: YAML syntax, unknown kinds and keys, bad
-    values, duplicate names, dangling references. File names in messages are `spec_dir` joined
-    with the file's relative path, as given (a relative `spec_dir` stays relative).
+    values, duplicate names, dangling references, build inputs no build uses. File names in
+    messages are `spec_dir` joined with the file's relative path, as given (a relative
+    `spec_dir` stays relative).
     """
     if not spec_dir.is_dir():
         problem = "does not exist" if not spec_dir.exists() else "is not a directory"
@@ -230,6 +234,7 @@ def _read_document(document: YamlDocument, *, spec_file: Path, findings: _Findin
         )
         return
     findings.specs.append((kind, spec, document.start))
+    findings.valid_documents[(kind, spec.name)] = document
 
 
 def _referring_values(document: YamlDocument, *, owner: NamedDocument) -> list[ReferringValue]:
@@ -292,6 +297,10 @@ def _cross_document_errors(findings: _Findings) -> list[SpecError]:
             findings.referring, defined=defined, unreadable_files=findings.unreadable_files
         ),
         *repeated_item_errors(findings.referring),
+        *unused_build_input_errors(
+            [(kind, spec) for kind, spec, _ in findings.specs],
+            documents=findings.valid_documents,
+        ),
     ]
 
 

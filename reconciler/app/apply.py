@@ -15,6 +15,11 @@ update must not make us run a subtest twice) and their work is simply planned ag
 Infrastructure failures (a host that drops, a fetch that fails) put the batch back in the queue
 after an exponential backoff, up to `MAX_INFRA_ATTEMPTS`; then its unit cools down and is retried
 on a later reconcile. They are never recorded as test failures.
+
+A host whose compiler is not the one a build identity names is not a transient failure: each
+round places batches only on hosts that have their compiler (app.toolchain_placement), holds
+back and reports those no host can build, and a build refused anyway (a host changed mid-run)
+leaves the round without a backoff, to be placed again in the next.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from reconciler.adapters.journal import Journal
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.backoff import wait_seconds
 from reconciler.app.batch_runner import UNREACHED_LIMIT, BatchOutcome, BatchRunner
+from reconciler.app.host_toolchain import ToolchainRefused
 from reconciler.app.image_reuse import copy_planned
 from reconciler.app.planning import IncrementalSnapshots, Planner
+from reconciler.app.toolchain_placement import HeldToolchain, place_by_toolchain
 from reconciler.app.work import batches_for
 from reconciler.app.worker_setup import HostWorkspace
 from reconciler.core.identity import ResultIdentities
@@ -67,6 +74,10 @@ class ApplySummary:
     cooling_down: int = 0
     reused_same_image: int = 0
     """Results copied from a build with a byte-identical boot image instead of being run."""
+    held_by_toolchain: dict[str, HeldToolchain] = field(default_factory=dict)
+    """Toolchains no host could build with (by name), as the last round found them."""
+    toolchain_refusals: int = 0
+    """Builds a host refused at start because its compiler was not the identity's."""
     last_plan: Plan | None = None
 
 
@@ -178,17 +189,21 @@ class Applier:
             if self.stop.is_set():
                 break
             plan, batches = self.plan_round()
-            self.events.on_plan(plan, len(batches))
-            if not batches:
+            placed = await place_by_toolchain(batches, slots=self.slots, workspaces=self.workspaces)
+            for held in placed.held:
+                log.warning("%s", held.message)
+            self.summary.held_by_toolchain = {held.toolchain["name"]: held for held in placed.held}
+            self.events.on_plan(plan, len(placed.batches))
+            if not placed.batches:
                 break
             self.summary.rounds += 1
-            await self._drain(batches)
+            await self._drain(placed.batches, slots=placed.slots)
         return self.summary
 
-    async def _drain(self, batches: list[Batch]) -> None:
+    async def _drain(self, batches: list[Batch], *, slots: Sequence[WorkerSlot]) -> None:
         scheduler = Scheduler()
         scheduler.replace_work(batches, now=self.clock())
-        free = list(self.slots)
+        free = list(slots)
         running: dict[asyncio.Task[BatchOutcome], Assignment] = {}
         delayed: set[asyncio.Task[None]] = set()
         heartbeat = asyncio.create_task(self._heartbeat(running))
@@ -264,6 +279,14 @@ class Applier:
             return None
         # Results written before the failure stay; the lease goes, the rest is planned again.
         self.journal.release(batch.id)
+        if isinstance(error, ToolchainRefused):
+            # Not transient: no backoff on this host. The next round asks it again and places
+            # the batch where the compiler is the identity's.
+            self.summary.toolchain_refusals += 1
+            self.workspaces[assignment.slot.host].forget_compiler(error.toolchain)
+            log.warning("%s: %s", assignment.slot.name, error)
+            scheduler.complete(batch.id, now=now)
+            return None
         if not isinstance(error, InfrastructureError):
             scheduler.complete(batch.id, now=now)
             raise error

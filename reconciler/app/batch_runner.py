@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from reconciler.adapters.harness.base import BatchContext, HarnessAdapter, SubtestOutcome
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.dependency_setup import provision_dependencies
+from reconciler.app.host_toolchain import run_environment
 from reconciler.app.image_reuse import copy_same_image_results
 from reconciler.app.worker_setup import HostWorkspace, PreparationError, runtime_env
 from reconciler.core.identity import ResultIdentities, result_preimage
@@ -181,7 +182,14 @@ class BatchRunner:
         result = await host.run(
             adapter.batch_command(context),
             cwd=tests_dir,
-            env={**runtime_env(context.runtime), **dict(batch.runtime_env), **extra_env},
+            # The toolchain's CC last: a kernel built inside the run (ktest) uses the compiler
+            # its identity names, whatever the runtime env says.
+            env={
+                **runtime_env(context.runtime),
+                **dict(batch.runtime_env),
+                **extra_env,
+                **run_environment(batch.build),
+            },
             timeout=batch.timeout * len(subtests)
             + min(MAX_GRACE_SECONDS, batch.timeout)
             + adapter.setup_seconds,

@@ -28,6 +28,7 @@ from reconciler.adapters.spec_loader import load_specs
 from reconciler.adapters.store.atomic import write_atomic
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.planning import Planner, Workspace
+from reconciler.core.toolchain import toolchain_label
 from reconciler.model.desired import DesiredSlot, DesiredState, OriginKind
 from reconciler.model.errors import UserError
 from reconciler.model.kcidb import (
@@ -177,7 +178,7 @@ class _Report:
             "origin": self.options.origin,
             "checkout_id": checkout_id,
             "architecture": str(preimage.get("arch", "")),
-            "compiler": str(preimage.get("toolchain", "")),
+            "compiler": toolchain_label(preimage.get("toolchain")),
             "config_name": slot.profile,
             "misc": {"identity": slot.build.id, "profiles": [slot.profile]},
         }

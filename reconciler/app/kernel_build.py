@@ -97,8 +97,13 @@ class _Log:
         return b"".join(self.parts)
 
 
-async def build_kernel(workspace: KbuildWorkspace, job: BuildJob) -> KernelBuild:
-    """Configure, check and build `job` in its lineage on this host (see the module doc)."""
+async def build_kernel(
+    workspace: KbuildWorkspace, job: BuildJob, *, host_compiler: str = ""
+) -> KernelBuild:
+    """Configure, check and build `job` in its lineage on this host (see the module doc).
+
+    `host_compiler` is what this host's compiler said it is (the workspace checked it against
+    the identity before calling): the log shows it beside what the identity asks for."""
     started = workspace.clock()
     log = _Log()
 
@@ -130,7 +135,15 @@ async def build_kernel(workspace: KbuildWorkspace, job: BuildJob) -> KernelBuild
         env = kbuild.build_environment(
             inputs, prepared=prepared, ccache_dir=workspace.path("ccache")
         )
-        _header(log, inputs, lineage=lineage, prepared=prepared, env=env, job=job)
+        _header(
+            log,
+            inputs,
+            lineage=lineage,
+            prepared=prepared,
+            env=env,
+            job=job,
+            host_compiler=host_compiler,
+        )
 
         async def step(command: str) -> CommandResult:
             result = await workspace.host.run(command, env=env, timeout=KBUILD_TIMEOUT)
@@ -222,8 +235,10 @@ def _header(
     prepared: kbuild.Prepared,
     env: dict[str, str],
     job: BuildJob,
+    host_compiler: str,
 ) -> None:
-    cc = kbuild.toolchain_variables(inputs.toolchain, ccache=prepared.ccache)
+    cc = kbuild.toolchain_variables(inputs, ccache=prepared.ccache)
+    asked = inputs.toolchain_version or inputs.toolchain.store_path or "?"
     ccache = (
         f"used (CCACHE_DIR={env.get('CCACHE_DIR')})"
         if prepared.ccache
@@ -233,7 +248,8 @@ def _header(
         f"kbuild: {inputs.url} {inputs.commit} (tree {job.source.tree})\n"
         f"kbuild: profile {inputs.profile}, arch {inputs.arch_name}: ARCH={inputs.arch.make_arch}"
         f" {inputs.arch.target}, base {inputs.base_config}, {len(inputs.fragment)} fragment"
-        f" option(s), toolchain {inputs.toolchain} ({' '.join(cc)})\n"
+        f" option(s), toolchain {inputs.toolchain.name} ({' '.join(cc)})\n"
+        f"kbuild: compiler {host_compiler or asked} (the build identity names {asked})\n"
         f"kbuild: lineage {lineage.root} (its object dir is reused by every build of this"
         " repo, profile and arch)\n"
         f"kbuild: ccache {ccache}\n"

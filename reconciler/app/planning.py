@@ -19,9 +19,11 @@ from reconciler.adapters.git import GitSource
 from reconciler.adapters.harness.enumeration_cache import EnumerationCache
 from reconciler.adapters.harness.ktest_deps import DependencyTrees, dependency_repo, read_texts
 from reconciler.adapters.harness.registry import adapter_for
+from reconciler.adapters.toolchain_probe import ToolchainResolver, resolve_toolchains
 from reconciler.core.desired import SlotMemo, desired_state, enumeration_requests
 from reconciler.core.ktest_deps import RequireGit, declared_dependencies
 from reconciler.core.planner import PlanMemo, plan
+from reconciler.core.toolchain import toolchains_in_use
 from reconciler.model.desired import (
     DesiredState,
     EnumeratedTest,
@@ -113,7 +115,9 @@ def harness_repo(harness: Harness) -> Repo:
     return Repo(kind="Repo", name=harness.name, url=harness.url)
 
 
-def resolve(specs: SpecSet, *, git: GitSource) -> Resolution:
+def resolve(
+    specs: SpecSet, *, git: GitSource, toolchains: ToolchainResolver = resolve_toolchains
+) -> Resolution:
     errors: list[ReconcilerError] = []
     branches: dict[str, ResolvedBranch] = {}
     baselines: dict[str, ResolvedBaseline] = {}
@@ -158,7 +162,13 @@ def resolve(specs: SpecSet, *, git: GitSource) -> Resolution:
             errors.append(error)
     if errors:
         raise ResolutionErrors(errors)
-    return Resolution(branches=branches, baselines=baselines, harnesses=harnesses)
+    return Resolution(
+        branches=branches,
+        baselines=baselines,
+        harnesses=harnesses,
+        # On this host, each time: a compiler upgraded between passes gives new identities.
+        toolchains=toolchains(toolchains_in_use(specs)),
+    )
 
 
 _DECLARED: dict[str, tuple[RequireGit, ...]] = {}

@@ -91,4 +91,12 @@ def render_summary(summary: ApplySummary) -> str:
             f"recovered {summary.orphaned} batches of an interrupted run "
             f"({summary.repaired} results re-indexed)"
         )
-    return "; ".join(parts) + "."
+    if summary.toolchain_refusals:
+        parts.append(
+            f"{summary.toolchain_refusals} builds refused by hosts whose compiler changed"
+            " (placed again)"
+        )
+    text = "; ".join(parts) + "."
+    for held in summary.held_by_toolchain.values():
+        text += f"\nHeld back: {held.message}."
+    return text

@@ -13,6 +13,11 @@ local slot and an SSH host prepare themselves the same way. On the host, under i
 Every path and ref reaches the shell through `shlex.quote`. Builds are done once per
 (host, build identity): concurrent slots wait for the first. A build that exits non-zero is a
 verdict on the build (`fail`); a host or git that breaks is infrastructure (`error`), retried.
+
+Before a host compiles, its compiler is checked against the one the build identity names
+(core.toolchain: the exact `--version` line, or the Nix store path): a host without it, or with
+another version, refuses the build (`ToolchainRefused`) rather than build with what it has. The
+answer is kept for the run, so the check costs one `--version` per host and toolchain.
 """
 
 from __future__ import annotations
@@ -28,7 +33,18 @@ from datetime import UTC, datetime
 from reconciler.adapters.executors.base import WorkerHost
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app import kernel_build
+from reconciler.app.host_toolchain import (
+    HostCompiler,
+    ToolchainRefused,
+    applied_toolchain,
+    applies_in_run,
+    probe_host_compiler,
+    toolchain_header,
+    toolchain_of,
+)
+from reconciler.core.identity import canonical_json
 from reconciler.core.kbuild import uses_kbuild
+from reconciler.core.toolchain import refusal_hint
 from reconciler.model.errors import InfrastructureError, WorkerUnreachable
 from reconciler.model.execution import BuildJob, SourceCheckout
 from reconciler.model.results import BuildRecord, BuildStatus
@@ -67,6 +83,7 @@ class HostWorkspace:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _built: dict[str, BuildOutcome] = field(default_factory=dict)
     _checked_out: set[str] = field(default_factory=set)
+    _compilers: dict[str, HostCompiler] = field(default_factory=dict)
 
     def lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -123,6 +140,37 @@ class HostWorkspace:
             self._checked_out.add(target)
             return target
 
+    async def compiler(self, toolchain: Mapping[str, str]) -> HostCompiler:
+        """This host's answer for `toolchain`, asked once per run (see the module doc)."""
+        key = canonical_json(toolchain)
+        async with self.lock(f"toolchain:{key}"):
+            known = self._compilers.get(key)
+            if known is None:
+                known = await probe_host_compiler(self.host, toolchain)
+                self._compilers[key] = known
+            return known
+
+    def forget_compiler(self, toolchain: Mapping[str, str]) -> None:
+        """Ask again next time (after a refusal: the host may have been fixed meanwhile)."""
+        self._compilers.pop(canonical_json(toolchain), None)
+
+    async def check_toolchain(self, job: BuildJob) -> str:
+        """The host's version line of `job`'s toolchain, when it is the identity's; raises
+        `ToolchainRefused` when it is missing or another. Empty for a job compiling nothing."""
+        found = toolchain_of(job)
+        if found is None:
+            return ""
+        toolchain, _ = found
+        compiler = await self.compiler(toolchain)
+        if compiler.problem is not None:
+            raise ToolchainRefused(
+                f"{self.host.name}: build {job.build[:12]} of profile {job.profile}: "
+                f"{compiler.problem}",
+                hint=refusal_hint(toolchain["name"], host=self.host.name),
+                toolchain=toolchain,
+            )
+        return compiler.version
+
     async def ensure_build(
         self, job: BuildJob, *, build_command: str | None
     ) -> tuple[str, BuildOutcome]:
@@ -144,6 +192,8 @@ class HostWorkspace:
             if stored is not None and stored.status is BuildStatus.FAIL:
                 outcome = BuildOutcome(BuildStatus.FAIL, "the stored build failed")
             elif build_command is None:
+                if applies_in_run(job):
+                    await self.check_toolchain(job)
                 outcome = BuildOutcome(BuildStatus.PASS, "built inside the harness run")
             else:
                 outcome = await self._build(job, src=src, command=build_command)
@@ -165,7 +215,8 @@ class HostWorkspace:
         ):
             outcome = BuildOutcome(BuildStatus.PASS, "built earlier on this host")
         else:
-            built = await kernel_build.build_kernel(self, job)
+            version = await self.check_toolchain(job)
+            built = await kernel_build.build_kernel(self, job, host_compiler=version)
             if built.status is BuildStatus.ERROR:
                 raise PreparationError(
                     f"{self.host.name}: kernel build {job.build[:12]}: {built.message}",
@@ -193,9 +244,13 @@ class HostWorkspace:
         return directory, outcome
 
     async def _build(self, job: BuildJob, *, src: str, command: str) -> BuildOutcome:
-        env = dict(job.build_env)
-        if job.make_flags:
-            env["MAKEFLAGS"] = " ".join(job.make_flags)
+        version = await self.check_toolchain(job)
+        toolchain = applied_toolchain(job)
+        env = {**job.build_env, **toolchain.environment}
+        make_flags = [*job.make_flags, *toolchain.make_variables]
+        if make_flags:
+            env["MAKEFLAGS"] = " ".join(make_flags)
+        header = toolchain_header(job, version=version, applied=toolchain)
         started = self.clock()
         try:
             result = await self.host.run(command, cwd=src, env=env, timeout=BUILD_TIMEOUT)
@@ -211,7 +266,9 @@ class HostWorkspace:
         hashes: tuple[str | None, str | None] = (None, None)
         if status is BuildStatus.PASS:
             hashes = await self._fingerprint(src)
-        self._record(job, status=status, log=result.output, duration=duration, hashes=hashes)
+        self._record(
+            job, status=status, log=header + result.output, duration=duration, hashes=hashes
+        )
         message = "" if status is BuildStatus.PASS else f"build exited {result.exit_status}"
         return BuildOutcome(status, message)
 

@@ -4,6 +4,9 @@ Pure: git answers arrive as a `Resolution`, harness answers as an `Enumeration`.
 provenance only; two branches (or a branch and a baseline) that reach the same tree ask for the
 same identities, and the planner counts that work once.
 
+A slot whose profile's toolchain did not resolve on the planning host has no build identity
+(the identity holds the concrete compiler): it becomes `BlockedWork` and the rest is planned.
+
 Computing identities is the expensive part at farm scale (hundreds of commits × hundreds of test
 files), so a `SlotMemo` remembers the units of each (tree, profile, harness, groups) and a new
 commit costs only its own units.
@@ -16,8 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.core.blocked_work import BlockedTestFiles, ToolchainBlocks
 from reconciler.core.identity import (
     Identity,
+    applies_toolchain,
     build_identity,
     build_recipe,
     canonical_json,
@@ -28,8 +33,8 @@ from reconciler.core.identity import (
     unit_fields,
     unit_identity,
 )
+from reconciler.core.toolchain import toolchain_identity, unavailable_message
 from reconciler.model.desired import (
-    BlockedWork,
     DesiredBuild,
     DesiredSlot,
     DesiredState,
@@ -41,7 +46,7 @@ from reconciler.model.desired import (
     Resolution,
     ResolvedCommit,
 )
-from reconciler.model.specs import Harness
+from reconciler.model.specs import Harness, Profile
 from reconciler.model.specset import SpecSet
 
 
@@ -95,6 +100,20 @@ class _UnitTemplate:
 
     def unit_id(self, test: str) -> str:
         return sha256_hex(self._prefix + json.dumps(test, ensure_ascii=True) + self._suffix)
+
+
+def _toolchain_for(
+    profile: Profile, harness: Harness, *, resolution: Resolution
+) -> tuple[dict[str, str] | None, str | None]:
+    """(what the build identity holds of the profile's toolchain, or why it is unavailable)."""
+    if not applies_toolchain(harness):
+        return None, None
+    resolved = resolution.toolchains.get(profile.toolchain)
+    if resolved is None:
+        raise DesiredStateError(f"toolchain {profile.toolchain!r} was not resolved")
+    if resolved.problem is not None:
+        return None, unavailable_message(resolved, profile=profile.name)
+    return toolchain_identity(resolved), None
 
 
 def _units_for(
@@ -181,6 +200,7 @@ def _slots_for_commit(
     resolution: Resolution,
     enumeration: Enumeration,
     memo: SlotMemo,
+    toolchain_blocks: ToolchainBlocks,
 ) -> list[DesiredSlot]:
     by_harness: dict[str, list[str]] = {}
     for group_name in groups:
@@ -189,6 +209,18 @@ def _slots_for_commit(
     for profile_name in profiles:
         for harness_name, harness_groups in sorted(by_harness.items()):
             harness = specs.harnesses[harness_name]
+            toolchain, unavailable = _toolchain_for(
+                specs.profiles[profile_name], harness, resolution=resolution
+            )
+            if unavailable is not None:
+                toolchain_blocks.add(
+                    message=unavailable,
+                    profile=profile_name,
+                    harness=harness_name,
+                    origin=origin,
+                    commit=commit.commit,
+                )
+                continue
             revision = harness_revision(harness, resolution=resolution)
             tree = tests_tree(harness, source_tree=commit.tree, resolution=resolution)
             # Listings also depend on the harness's dependencies, which move on their own.
@@ -204,6 +236,7 @@ def _slots_for_commit(
                 tree,
                 tuple(harness_groups),
                 dependencies,
+                canonical_json(toolchain),
             )
             cached = memo.slots.get(key)
             if cached is None:
@@ -211,6 +244,7 @@ def _slots_for_commit(
                     source_tree=commit.tree,
                     profile=specs.profiles[profile_name],
                     recipe=build_recipe(harness),
+                    toolchain=toolchain,
                 )
                 units = _units_for(
                     specs=specs,
@@ -252,7 +286,17 @@ def desired_state(
     memo.bind(specs)
     slots: list[DesiredSlot] = []
     suspended: list[str] = []
-    blocked = _BlockedCollector(specs=specs, resolution=resolution, enumeration=enumeration)
+    blocked = BlockedTestFiles(enumeration)
+
+    def ask(origin: Origin, commit: ResolvedCommit, groups: Sequence[str]) -> None:
+        for group in groups:
+            harness = specs.harnesses[specs.test_groups[group].harness]
+            tree = tests_tree(harness, source_tree=commit.tree, resolution=resolution)
+            blocked.add(
+                origin=origin, commit=commit.commit, group=group, harness=harness.name, tree=tree
+            )
+
+    toolchain_blocks = ToolchainBlocks()
     for branch in sorted(specs.branches.values(), key=lambda b: b.name):
         if branch.suspend:
             suspended.append(branch.name)
@@ -262,7 +306,7 @@ def desired_state(
             raise DesiredStateError(f"branch {branch.name!r} was not resolved")
         origin = Origin(OriginKind.BRANCH, branch.name)
         for position, commit in enumerate(resolved.commits[: branch.max_commits]):
-            blocked.add(origin=origin, commit=commit, groups=branch.test_groups)
+            ask(origin, commit, branch.test_groups)
             slots += _slots_for_commit(
                 specs=specs,
                 origin=origin,
@@ -274,15 +318,14 @@ def desired_state(
                 resolution=resolution,
                 enumeration=enumeration,
                 memo=memo,
+                toolchain_blocks=toolchain_blocks,
             )
     for baseline in sorted(specs.baselines.values(), key=lambda b: b.name):
         resolved_baseline = resolution.baselines.get(baseline.name)
         if resolved_baseline is None:
             raise DesiredStateError(f"baseline {baseline.name!r} was not resolved")
         baseline_origin = Origin(OriginKind.BASELINE, baseline.name)
-        blocked.add(
-            origin=baseline_origin, commit=resolved_baseline.commit, groups=baseline.test_groups
-        )
+        ask(baseline_origin, resolved_baseline.commit, baseline.test_groups)
         slots += _slots_for_commit(
             specs=specs,
             origin=baseline_origin,
@@ -294,52 +337,13 @@ def desired_state(
             resolution=resolution,
             enumeration=enumeration,
             memo=memo,
+            toolchain_blocks=toolchain_blocks,
         )
-    return DesiredState(slots=tuple(slots), suspended=tuple(suspended), blocked=blocked.result())
-
-
-class _BlockedCollector:
-    """Test files that could not be enumerated, with every origin and commit that asked."""
-
-    def __init__(self, *, specs: SpecSet, resolution: Resolution, enumeration: Enumeration):
-        self._specs = specs
-        self._resolution = resolution
-        self._enumeration = enumeration
-        self._asked: dict[tuple[Any, ...], tuple[set[Origin], dict[str, None]]] = {}
-
-    def add(self, *, origin: Origin, commit: ResolvedCommit, groups: Sequence[str]) -> None:
-        for group_name in groups:
-            harness = self._specs.harnesses[self._specs.test_groups[group_name].harness]
-            tree = tests_tree(harness, source_tree=commit.tree, resolution=self._resolution)
-            for test in self._enumeration.get((group_name, tree), ()):
-                if test.blocked is None:
-                    continue
-                key = (
-                    test.blocked.reason,
-                    test.blocked.message,
-                    harness.name,
-                    group_name,
-                    test.test,
-                )
-                origins, commits = self._asked.setdefault(key, (set(), {}))
-                origins.add(origin)
-                commits[commit.commit] = None
-
-    def result(self) -> tuple[BlockedWork, ...]:
-        return tuple(
-            BlockedWork(
-                reason=reason,
-                message=message,
-                harness=harness,
-                group=group,
-                test=test,
-                origins=tuple(sorted(origins)),
-                commits=tuple(commits),
-            )
-            for (reason, message, harness, group, test), (origins, commits) in sorted(
-                self._asked.items(), key=lambda item: (item[0][3], item[0][4], item[0][0])
-            )
-        )
+    return DesiredState(
+        slots=tuple(slots),
+        suspended=tuple(suspended),
+        blocked=blocked.result() + toolchain_blocks.blocked(),
+    )
 
 
 def enumeration_requests(

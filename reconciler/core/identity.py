@@ -7,7 +7,9 @@ branch name, the worker, the time, how the specs are laid out in files. Source e
 commit's *tree* hash, so a rebase that reproduces a tree reuses its results.
 
 Three levels:
-- build: source tree, arch, config fragment, toolchain, make flags, build env, build recipe;
+- build: source tree, arch, config fragment, toolchain, make flags, build env, build recipe,
+  each only where the recipe uses it: a config only for a recipe that configures a kernel, a
+  toolchain (the concrete compiler, core.toolchain) only for one that compiles;
 - unit: build + runtime inputs + harness inputs + test file + timeout (the planning grain);
 - result: unit inputs + subtest.
 """
@@ -26,15 +28,39 @@ IDENTITY_VERSION = 1
 SHORT = 12
 
 # Build recipes per harness type, versioned: bump a version when the recipe's behaviour changes,
-# and every build made by it gets a new identity.
+# and every build made by it gets a new identity. Version 2: each applies the profile's
+# toolchain (core.toolchain.RECIPE_APPLICATION).
 BUILD_RECIPES: dict[HarnessType, dict[str, Any]] = {
-    HarnessType.COMMAND: {"recipe": "command", "version": 1},
-    HarnessType.KTEST: {"recipe": "ktest-kernel", "version": 1},
-    HarnessType.FSTESTS: {"recipe": "kernel", "version": 1},
-    HarnessType.KSELFTEST: {"recipe": "kernel", "version": 1},
+    HarnessType.COMMAND: {"recipe": "command", "version": 2},
+    HarnessType.KTEST: {"recipe": "ktest-kernel", "version": 2},
+    HarnessType.FSTESTS: {"recipe": "kernel", "version": 2},
+    HarnessType.KSELFTEST: {"recipe": "kernel", "version": 2},
     # make <base>config + merge_config.sh + olddefconfig, reproducible, in a reused objdir.
-    HarnessType.VM: {"recipe": "kbuild", "version": 1},
+    HarnessType.VM: {"recipe": "kbuild", "version": 2},
 }
+
+CONFIGURES_KERNEL: frozenset[HarnessType] = frozenset({HarnessType.VM})
+"""Harness types whose build configures a kernel from the profile's `base_config` and
+`kconfig` (the kbuild recipe). ktest's build-test-kernel takes its config from the tests'
+`require-kernel-config`; fstests and kselftest builds run a command in a tree and configure
+nothing."""
+ALWAYS_COMPILES: frozenset[HarnessType] = frozenset(
+    {HarnessType.VM, HarnessType.KTEST, HarnessType.KSELFTEST}
+)
+"""Harness types whose build compiles even without a `build` command: kbuild, ktest's
+build-test-kernel, kselftest's default `make headers && make -C tools/testing/selftests
+install`. `command` and `fstests` harnesses compile only through their `build` command."""
+_CONFIGURING_RECIPES = frozenset(BUILD_RECIPES[kind]["recipe"] for kind in CONFIGURES_KERNEL)
+
+
+def configures_kernel(harness: Harness) -> bool:
+    """Whether the profile's `base_config` and `kconfig` are inputs of this harness's build."""
+    return harness.type in CONFIGURES_KERNEL
+
+
+def applies_toolchain(harness: Harness) -> bool:
+    """Whether this harness's build compiles, so the profile's toolchain is one of its inputs."""
+    return harness.type in ALWAYS_COMPILES or harness.build is not None
 
 
 def canonical_json(value: Any) -> str:
@@ -88,16 +114,28 @@ def build_recipe(harness: Harness) -> dict[str, Any]:
     return recipe
 
 
-def build_identity(*, source_tree: str, profile: Profile, recipe: Mapping[str, Any]) -> Identity:
+def build_identity(
+    *,
+    source_tree: str,
+    profile: Profile,
+    recipe: Mapping[str, Any],
+    toolchain: Mapping[str, str] | None,
+) -> Identity:
+    """The build's identity; `toolchain` is the concrete compiler (core.toolchain's
+    `toolchain_identity`), None for a recipe that compiles nothing. The profile's config is
+    an input only of a recipe that configures a kernel."""
+    config = None
+    if recipe.get("recipe") in _CONFIGURING_RECIPES:
+        config = _without_empty(
+            {"base": profile.base_config, "fragment": normalize_kconfig(profile.kconfig)}
+        )
     preimage = {
         "v": IDENTITY_VERSION,
         "kind": "build",
         "source_tree": source_tree,
         "arch": profile.arch,
-        "config": _without_empty(
-            {"base": profile.base_config, "fragment": normalize_kconfig(profile.kconfig)}
-        ),
-        "toolchain": profile.toolchain,
+        "config": config,
+        "toolchain": dict(toolchain) if toolchain is not None else None,
         "make_flags": list(profile.make_flags),
         "env": dict(profile.build_env),
         "recipe": dict(recipe),

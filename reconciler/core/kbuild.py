@@ -19,8 +19,10 @@ Three things make the result worth hashing:
   from scratch or incrementally, get one image hash. Not
   so for configs that generate a secret per object dir (auto-generated module signing keys,
   RANDSTRUCT's seed): their image hash names the image, not the inputs;
-- the toolchain is named, not found: `gcc`, `gcc-N`, `clang` (`LLVM=1`), `clang-N`
-  (`LLVM=-N`), or an absolute path to a gcc or clang binary (clang: `LLVM=<its dir>/`).
+- the toolchain is the identity's: `gcc`, `gcc-N`, `clang` (`LLVM=1`), `clang-N`
+  (`LLVM=-N`), an absolute path to a gcc or clang binary (clang: `LLVM=<its dir>/`) or a Nix
+  store path, passed as `CC=` and `HOSTCC=` (core.toolchain) on every make call; the host
+  checked before building that its compiler is the one the identity names.
 
 Each step holds `flock` on the lineage's lock file; the descriptor is inherited by make and the
 compilers, so a build orphaned by a killed reconciler finishes (or dies) before the next step of
@@ -39,6 +41,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.core.toolchain import (
+    ToolchainNameError,
+    ToolchainRequest,
+    identity_toolchain,
+    make_variables,
+    parse_toolchain,
+)
 from reconciler.model.execution import BuildJob
 
 RECIPE = "kbuild"
@@ -107,7 +116,9 @@ class KbuildInputs:
     base_config: str
     fragment: tuple[str, ...]
     """Normalized `CONFIG_X=v` lines (see core.identity.normalize_kconfig)."""
-    toolchain: str
+    toolchain: ToolchainRequest
+    toolchain_version: str | None
+    """The compiler's version string as the identity holds it (None for a Nix store path)."""
     make_flags: tuple[str, ...]
     env: Mapping[str, str]
 
@@ -121,8 +132,15 @@ def kbuild_inputs(job: BuildJob) -> KbuildInputs:
             f"use one of {', '.join(sorted(KERNEL_ARCHES))}"
         )
     config = job.preimage.get("config", {})
-    toolchain = str(job.preimage.get("toolchain", "gcc"))
-    toolchain_variables(toolchain, ccache=False)  # rejects an unknown toolchain now
+    toolchain = identity_toolchain(job.preimage)
+    if toolchain is None:
+        raise RecipeInputError(
+            "the build identity names no resolved toolchain: plan again with this version"
+        )
+    try:
+        request = parse_toolchain(toolchain["name"])
+    except ToolchainNameError as error:
+        raise RecipeInputError(str(error)) from error
     return KbuildInputs(
         url=job.source.url,
         commit=job.source.commit,
@@ -131,36 +149,17 @@ def kbuild_inputs(job: BuildJob) -> KbuildInputs:
         arch=arch,
         base_config=str(config.get("base") or DEFAULT_BASE_CONFIG),
         fragment=tuple(str(line) for line in config.get("fragment", ())),
-        toolchain=toolchain,
+        toolchain=request,
+        toolchain_version=toolchain.get("version"),
         make_flags=tuple(job.make_flags),
         env=dict(job.build_env),
     )
 
 
-_VERSIONED = re.compile(r"^(gcc|clang)(-[0-9]+(\.[0-9]+)*)?$")
-
-
-def toolchain_variables(toolchain: str, *, ccache: bool) -> tuple[str, ...]:
-    """make variables selecting `toolchain` (every make call gets them: Kconfig asks the
+def toolchain_variables(inputs: KbuildInputs, *, ccache: bool) -> tuple[str, ...]:
+    """make variables selecting the toolchain (every make call gets them: Kconfig asks the
     compiler what it supports, so configuring with another compiler gives another .config)."""
-    launcher = "ccache " if ccache else ""
-    match = _VERSIONED.match(toolchain)
-    if match is not None:
-        family, suffix = match.group(1), match.group(2) or ""
-        cc = f"CC={launcher}{toolchain}"
-        if family == "gcc":
-            return (cc,)
-        return ("LLVM=" + (suffix or "1"), cc)
-    if toolchain.startswith("/") and "\n" not in toolchain:
-        directory, _, binary = toolchain.rpartition("/")
-        if binary.startswith("gcc"):
-            return (f"CC={launcher}{toolchain}",)
-        if binary.startswith("clang"):
-            return (f"LLVM={directory}/", f"CC={launcher}{toolchain}")
-    raise RecipeInputError(
-        f"toolchain {toolchain!r} is not one the kbuild recipe can build with: use gcc, gcc-N, "
-        "clang, clang-N, or an absolute path to a gcc or clang binary"
-    )
+    return make_variables(inputs.toolchain, ccache=ccache)
 
 
 def lineage_key(*, url: str, profile: str, arch: str) -> str:
@@ -283,7 +282,7 @@ def _make(inputs: KbuildInputs, lineage: Lineage, *, ccache: bool) -> list[str]:
         lineage.src,
         f"O={lineage.obj}",
         f"ARCH={inputs.arch.make_arch}",
-        *toolchain_variables(inputs.toolchain, ccache=ccache),
+        *toolchain_variables(inputs, ccache=ccache),
         *inputs.make_flags,
     ]
 

@@ -65,10 +65,27 @@ class ResolvedHarness:
 
 
 @dataclass(frozen=True)
+class ResolvedToolchain:
+    """A Profile's toolchain as the planning host found it: the concrete compiler, or why not."""
+
+    name: str
+    """As the Profile writes it (`clang`, `gcc-12`, a path)."""
+    version: str | None = None
+    """First line of `<compiler> --version` on the planning host; None for a Nix store path
+    (its path pins its content) and when the toolchain could not be resolved."""
+    store_path: str | None = None
+    """The Nix store path the toolchain lives in, when it is one."""
+    problem: str | None = None
+    """Why it could not be resolved (not installed, `--version` failed); None when it was."""
+
+
+@dataclass(frozen=True)
 class Resolution:
     branches: Mapping[str, ResolvedBranch] = field(default_factory=dict)
     baselines: Mapping[str, ResolvedBaseline] = field(default_factory=dict)
     harnesses: Mapping[str, ResolvedHarness] = field(default_factory=dict)
+    toolchains: Mapping[str, ResolvedToolchain] = field(default_factory=dict)
+    """Profile toolchain name -> the concrete compiler it resolved to on the planning host."""
 
 
 class BlockReason(StrEnum):

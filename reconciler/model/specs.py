@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,6 +43,21 @@ def _check_ref(value: str) -> str:
 
 
 GitRef = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+_COMPILER_VERSION = r"(-[0-9]+(\.[0-9]+)*)?"
+TOOLCHAIN_PATTERN = (
+    r"^((gcc|clang)"
+    + _COMPILER_VERSION
+    + r"|/nix/store/[0-9a-df-np-sv-z]{32}-(gcc|clang)[A-Za-z0-9+._-]*"
+    + r"|(/[A-Za-z0-9+._-]+)+/(gcc|clang)"
+    + _COMPILER_VERSION
+    + r")$"
+)
+"""The toolchains a Profile may name (core.toolchain reads them): `gcc`, `gcc-N`, `clang`,
+`clang-N`, an absolute path to such a binary, or a Nix store path of a gcc or clang package.
+Plain path characters only: a toolchain reaches a worker's shell as one quoted argument."""
+TOOLCHAIN_VARIABLES = ("CC", "CXX", "HOSTCC", "HOSTCXX", "LLVM")
+"""Variables the toolchain sets for a build: a profile may not set them itself."""
 
 
 class HarnessType(StrEnum):
@@ -168,12 +184,45 @@ class Profile(Spec):
     A plain target name, never shell syntax: it reaches the worker's shell as one argument."""
     kconfig: list[str] = Field(default_factory=list)
     """Config fragment: `KASAN=y`, `CONFIG_KASAN=y` or `KASAN=n`."""
-    toolchain: str = "gcc"
-    """Compiler id (`gcc-14`, `clang-18`, a Nix store path): part of build identity."""
+    toolchain: str = Field(default="gcc", json_schema_extra={"pattern": TOOLCHAIN_PATTERN})
+    """The compiler: `gcc`, `gcc-14`, `clang`, `clang-18`, an absolute path to a gcc or clang
+    binary, or a Nix store path of a gcc or clang package (`/nix/store/<hash>-gcc-13.2.0`).
+    Resolved to a concrete compiler (its `--version`, or the store path) for build identity,
+    and checked on each host before it builds."""
     make_flags: list[str] = Field(default_factory=list)
     build_env: dict[str, str] = Field(default_factory=dict)
-    """Environment of the build (e.g. CFLAGS): part of build identity."""
+    """Environment of the build (e.g. CFLAGS): part of build identity. The compiler variables
+    (CC, CXX, HOSTCC, HOSTCXX, LLVM) come from `toolchain`."""
     runtime: Runtime = Field(default_factory=Runtime)
+
+    @field_validator("toolchain")
+    @classmethod
+    def _known_toolchain(cls, toolchain: str) -> str:
+        # Checked here rather than by `pattern` so the message is not a regular expression.
+        if re.fullmatch(TOOLCHAIN_PATTERN, toolchain) is None:
+            raise ValueError(
+                f"{toolchain!r} is not a toolchain a build can use: write gcc, gcc-N, clang,"
+                " clang-N, an absolute path to a gcc or clang binary, or a Nix store path of a"
+                " gcc or clang package"
+            )
+        return toolchain
+
+    @field_validator("build_env", "make_flags")
+    @classmethod
+    def _no_compiler_variables(
+        cls, value: dict[str, str] | list[str], info: ValidationInfo
+    ) -> dict[str, str] | list[str]:
+        # build_env keys, or make_flags' `NAME=value` definitions.
+        names = (
+            value if isinstance(value, dict) else [f.partition("=")[0] for f in value if "=" in f]
+        )
+        for name in TOOLCHAIN_VARIABLES:
+            if name in names:
+                raise ValueError(
+                    f"{info.field_name} sets {name}, which `toolchain` decides: write"
+                    " `toolchain: clang` (or gcc-N, clang-N, a path) instead"
+                )
+        return value
 
     @field_validator("kconfig")
     @classmethod
