@@ -132,8 +132,16 @@ def start_sshd(directory: Path) -> SshServer:
     pytest.fail(f"sshd did not start: {log.read_text(errors='replace')}", pytrace=False)
 
 
+# The session runs the user's login shell, and bash sources $HOME/.bashrc for commands that
+# come over ssh. On this kind of machine root's .bashrc runs `pyenv rehash`, which takes a lock
+# file and waits 60 s (then complains on stderr) for one that a killed session left behind;
+# the tests kill sessions on purpose, so one such kill stalled every later connection past the
+# client's 30 s probe. Sessions get an empty HOME of their own: the user's rc files are the
+# worker's business, not the test's.
 def _config(directory: Path, port: int) -> str:
+    (directory / "home").mkdir(exist_ok=True)
     return f"""\
+SetEnv HOME={directory}/home
 Port {port}
 ListenAddress 127.0.0.1
 HostKey {directory}/ssh_host_ed25519_key
