@@ -35,8 +35,11 @@ def asked_by(item: BlockedWork) -> str:
 
 
 def blocked_summary(blocked: Sequence[BlockedWork]) -> str:
-    files = len(blocked)
-    return f"{files} test file{'s' if files != 1 else ''} blocked (not planned; reasons below)"
+    files = sum(1 for item in blocked if item.test is not None)
+    other = len(blocked) - files
+    parts = [f"{files} test file{'s' if files != 1 else ''}"] if files else []
+    parts += [f"the work of {other} profile{'s' if other != 1 else ''}"] if other else []
+    return f"{' and '.join(parts)} blocked (not planned; reasons below)"
 
 
 def blocked_text(blocked: Sequence[BlockedWork]) -> list[str]:
