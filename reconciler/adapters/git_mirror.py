@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.model.errors import GitError, GitUnreachableError
-from reconciler.model.specs import Repo
+from reconciler.model.specs import ALLOWED_URL_SCHEMES, Repo
 
 # Inherited variables that would make git read another repository or index than the one we name
 # (we may run inside a git hook, where GIT_DIR is set), or ask someone for a password.
@@ -55,7 +55,7 @@ _FORCED_ENV = {
     "SSH_ASKPASS_REQUIRE": "never",
     "GCM_INTERACTIVE": "never",
     # Transports a spec may name; `ext::` (runs a command) and friends stay refused.
-    "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+    "GIT_ALLOW_PROTOCOL": ":".join(ALLOWED_URL_SCHEMES),
     # Identity is the real objects: replace refs must not change what a commit's tree is.
     "GIT_NO_REPLACE_OBJECTS": "1",
     "GIT_OPTIONAL_LOCKS": "0",

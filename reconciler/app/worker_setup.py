@@ -48,10 +48,13 @@ from reconciler.core.toolchain import refusal_hint
 from reconciler.model.errors import InfrastructureError, WorkerUnreachable
 from reconciler.model.execution import BuildJob, SourceCheckout
 from reconciler.model.results import BuildRecord, BuildStatus
+from reconciler.model.specs import ALLOWED_URL_SCHEMES
 
 log = logging.getLogger(__name__)
 
 GIT_TIMEOUT = 1800.0
+ALLOW_PROTOCOLS = "GIT_ALLOW_PROTOCOL=" + ":".join(ALLOWED_URL_SCHEMES)
+"""Prefix of every worker git call that reaches a remote: `ext::` and other helpers refused."""
 BUILD_TIMEOUT = 4 * 3600.0
 
 
@@ -112,7 +115,9 @@ class HostWorkspace:
                 f"mkdir -p {q(self.path('repos'))} && "
                 f"{{ [ -d {q(cache)} ] || git init -q --bare {q(cache)}; }} && "
                 f"{{ git --git-dir={q(cache)} cat-file -e {q(commit + '^{commit}')} 2>/dev/null"
-                f" || git --git-dir={q(cache)} fetch -q --no-tags {q(url)}"
+                # `--` ends option parsing: a URL is never read as an option (`--upload-pack=`),
+                # and only the transports a spec may name are allowed.
+                f" || {ALLOW_PROTOCOLS} git --git-dir={q(cache)} fetch -q --no-tags -- {q(url)}"
                 f" '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'; }} && "
                 f"git --git-dir={q(cache)} cat-file -e {q(commit + '^{commit}')}",
                 what=f"fetching {commit[:12]}",
@@ -132,7 +137,7 @@ class HostWorkspace:
             await self.must(
                 f"if [ ! -d {q(target)} ]; then rm -rf {q(staging)} && "
                 f"mkdir -p {q(staging.rsplit('/', 1)[0])} && "
-                f"git clone -q --shared --no-checkout {q(cache)} {q(staging)} && "
+                f"git clone -q --shared --no-checkout -- {q(cache)} {q(staging)} && "
                 f"git -C {q(staging)} -c advice.detachedHead=false checkout -q --detach "
                 f"{q(source.commit)} && mv {q(staging)} {q(target)}; fi",
                 what=f"checking out {source.commit[:12]}",

@@ -44,6 +44,51 @@ def _check_ref(value: str) -> str:
 
 GitRef = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
+ALLOWED_URL_SCHEMES = ("file", "git", "http", "https", "ssh")
+"""Transports a spec may name. Not `ext::` (runs a command), `fd::`, or any other
+`<transport>::` remote helper; git is also run with GIT_ALLOW_PROTOCOL set to these."""
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
+_HELPER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
+_SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>.*)$", re.DOTALL)
+
+
+def check_git_url(value: str) -> str:
+    """A repository URL as git reads it, refused where git (or ssh) would read part of it as an
+    option or run a command: a leading `-`, a host or user starting with `-`
+    (`ssh://-oProxyCommand=…`), a `<transport>::` helper (`ext::sh -c …`), a scheme other than
+    file, git, http, https and ssh, or a control character."""
+    if not value or value != value.strip():
+        raise ValueError("a repository URL must not be empty or start or end with white space")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("a repository URL must not contain control characters")
+    if value.startswith("-"):
+        raise ValueError(f"{value!r} starts with '-', which git would read as an option")
+    if _HELPER.match(value):
+        raise ValueError(
+            f"{value!r} names a git remote helper (`transport::`), which can run commands;"
+            f" use a {', '.join(ALLOWED_URL_SCHEMES)} URL"
+        )
+    scheme = _SCHEME.match(value)
+    if scheme is not None:
+        if scheme["scheme"].lower() not in ALLOWED_URL_SCHEMES:
+            raise ValueError(
+                f"{value!r} uses transport {scheme['scheme']!r}; a spec may name"
+                f" {', '.join(ALLOWED_URL_SCHEMES)}"
+            )
+        user, _, host = scheme["rest"].split("/", 1)[0].rpartition("@")
+        if user.startswith("-") or host.startswith("-"):
+            raise ValueError(f"{value!r} has a user or host starting with '-', an ssh option")
+        return value
+    if value.startswith(("/", "./", "../")) or value in (".", ".."):
+        return value  # a local path
+    scp = _SCP_LIKE.match(value)
+    if scp is not None and (scp["host"].startswith("-") or (scp["user"] or "").startswith("-")):
+        raise ValueError(f"{value!r} has a user or host starting with '-', an ssh option")
+    return value
+
+
+GitUrl = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
 _COMPILER_VERSION = r"(-[0-9]+(\.[0-9]+)*)?"
 TOOLCHAIN_PATTERN = (
     r"^((gcc|clang)"
@@ -91,10 +136,13 @@ class Repo(Spec):
     """A git remote holding the sources under test."""
 
     kind: Literal["Repo"]
-    url: str = Field(min_length=1)
+    url: GitUrl
     """Where the reconciler fetches from. A relative path is relative to the spec file."""
-    fetch_url: str | None = None
+    fetch_url: GitUrl | None = None
     """Where workers fetch from, when it differs from `url` (a mirror near the farm)."""
+
+    _url_ok = field_validator("url")(check_git_url)
+    _fetch_url_ok = field_validator("fetch_url")(lambda v: v if v is None else check_git_url(v))
 
 
 class Branch(Spec):
@@ -260,13 +308,14 @@ class HarnessDependency(BaseModel):
     name: Name
     """The directory ktest gives it under `ktest_deps_dir`: the basename of `require-git`'s
     second argument, else of its URL without `.git` (`xfstests`, `bcachefs-tools`)."""
-    url: str = Field(min_length=1)
+    url: GitUrl
     """Where the reconciler and workers fetch it (may be a mirror of the URL the tests name)."""
     ref: GitRef
     """Branch, tag or commit; resolved to a commit whose tree enters the identity of exactly
     the results whose test files use this dependency."""
 
     _ref_ok = field_validator("ref")(_check_ref)
+    _url_ok = field_validator("url")(check_git_url)
 
 
 class Harness(Spec):
@@ -274,7 +323,7 @@ class Harness(Spec):
 
     kind: Literal["Harness"]
     type: HarnessType
-    url: str | None = None
+    url: GitUrl | None = None
     """Repo holding the suite; absent when the tests live in the source tree."""
     ref: GitRef | None = None
     """Revision of `url` to use; its tree hash enters every result identity."""
@@ -297,6 +346,7 @@ class Harness(Spec):
     file is blocked (the rest of the plan goes on)."""
 
     _ref_ok = field_validator("ref")(lambda v: v if v is None else _check_ref(v))
+    _url_ok = field_validator("url")(lambda v: v if v is None else check_git_url(v))
 
     @model_validator(mode="after")
     def _consistent(self) -> Harness:
