@@ -101,14 +101,15 @@ def test_markdown_puts_the_summary_first_and_collapses_details(run: Run, applied
     assert code == 1
     lines = out.splitlines()
     assert lines[0] == (
-        "**compare `baseline:v1.0` → `main@8bb4635`: 2 regressions, 6 new, 12 unchanged-pass** "
+        "**compare <code>baseline:v1.0</code> → <code>main@8bb4635</code>: 2 regressions, 6 new,"
+        " 12 unchanged-pass** "
         "(gate regression, exit 1)"
     )
     assert "| debug | 1 | 0 | 0 | 0 | 0 | 3 | 0 | 0 | 6 |" in lines
     assert "| default | 1 | 0 | 0 | 0 | 0 | 3 | 0 | 0 | 6 |" in lines
     assert lines.count("<details>") == 2
     assert "<summary>debug: 1 regression, 3 new, 6 unchanged-pass</summary>" in lines
-    assert "- regression: `tests/arith.t:subtract` pass -> fail" in lines
+    assert "- regression: <code>tests/arith.t:subtract</code> pass -> fail" in lines
 
 
 def test_json_names_sides_counts_and_result_ids(run: Run, applied: Path) -> None:

@@ -184,7 +184,9 @@ def test_unknown_ref_is_a_user_error_naming_spec_and_ref(
     message = str(caught.value)
     assert message.startswith(f"{ASKED_BY}: ref 'no-such-branch' does not name a commit")
     assert "'linux'" in message
-    assert f"hint: check the ref exists: git ls-remote {git_history.work} no-such-branch" in message
+    assert (
+        f"hint: check the ref exists: git ls-remote -- {git_history.work} no-such-branch" in message
+    )
     assert not isinstance(caught.value, GitUnreachableError)
 
 
@@ -215,7 +217,7 @@ def test_unreachable_file_url_leaves_no_partial_mirror(tmp_path: Path) -> None:
             repo=Repo(kind="Repo", name="gone", url=url), ref="main", asked_by=ASKED_BY
         )
     assert str(caught.value).startswith(f"{ASKED_BY}: cannot fetch {url}: ")
-    assert caught.value.hint == f"check the URL and the network: git ls-remote {url}"
+    assert caught.value.hint == f"check the URL and the network: git ls-remote -- {url}"
     assert list(cache.iterdir()) == []
 
 

@@ -21,7 +21,8 @@ from reconciler.app.log_slices import slice_log
 from reconciler.app.planning import Workspace
 from reconciler.app.queries import local_queries, resolve_prefix
 from reconciler.app.query_remote import export_api
-from reconciler.app.query_render import format_duration, terminal_safe
+from reconciler.app.query_render import format_duration
+from reconciler.app.text_safety import terminal_safe
 from reconciler.cli import main as cli_main
 from reconciler.model.errors import UserError
 

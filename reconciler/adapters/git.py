@@ -35,6 +35,7 @@ the user's config (git-lfs), so they would not write the blobs `files()` lists (
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -159,7 +160,7 @@ class GitResolver:
         raise GitError(
             f"ref {ref!r} does not name a commit in repository {repo.name!r} ({shown}){detail}",
             where=asked_by,
-            hint=f"check the ref exists: git ls-remote {shown} {ref}",
+            hint=f"check the ref exists: git ls-remote -- {shlex.quote(shown)} {shlex.quote(ref)}",
         )
 
     def _log(
@@ -187,7 +188,8 @@ class GitResolver:
             raise GitUnreachableError(
                 f"cannot read the history of {commit} in {redact(repo.url)}: {output.error_text()}",
                 where=asked_by,
-                hint=f"check the repository is complete: git --git-dir={git_dir} fsck",
+                hint="check the repository is complete:"
+                f" git --git-dir={shlex.quote(str(git_dir))} fsck",
             )
         return commits
 

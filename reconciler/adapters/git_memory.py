@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,7 @@ class MemoryGit:
             raise GitUnreachableError(
                 f"repository {repo.url} is not a git repository",
                 where=asked_by,
-                hint=f"check the URL: git ls-remote {repo.url}",
+                hint=f"check the URL: git ls-remote -- {shlex.quote(repo.url)}",
             )
         return self._repos[repo.url]
 
@@ -197,7 +198,8 @@ class MemoryGit:
         raise GitError(
             f"ref {ref!r} does not name a commit in repository {repo.name!r} ({repo.url})",
             where=asked_by,
-            hint=f"check the ref exists: git ls-remote {repo.url} {ref}",
+            hint="check the ref exists:"
+            f" git ls-remote -- {shlex.quote(repo.url)} {shlex.quote(ref)}",
         )
 
 

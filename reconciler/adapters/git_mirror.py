@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -202,7 +203,10 @@ class RepositoryLocator:
 
     def _local(self, *, url: str, asked_by: str) -> Path:
         path = Path(url)
-        hint = f"check that {url} is a git checkout or bare repository: git -C {url} rev-parse"
+        hint = (
+            f"check that {url} is a git checkout or bare repository:"
+            f" git -C {shlex.quote(url)} rev-parse"
+        )
         if not path.is_dir():
             raise GitUnreachableError(
                 f"repository {url} is not a directory", where=asked_by, hint=hint
@@ -234,8 +238,8 @@ class RepositoryLocator:
             raise GitUnreachableError(
                 f"no local mirror of {shown} and fetching is disabled",
                 where=asked_by,
-                hint=f"run once with fetching enabled, or create it: git clone --mirror "
-                f"{shown} {mirror}",
+                hint="run once with fetching enabled, or create it: git clone --mirror -- "
+                f"{shlex.quote(shown)} {shlex.quote(str(mirror))}",
             )
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{mirror.name}.", dir=self._cache_dir))
@@ -282,7 +286,7 @@ class RepositoryLocator:
             raise GitUnreachableError(
                 f"cannot fetch {redact(url)}: {output.error_text()}",
                 where=asked_by,
-                hint=f"check the URL and the network: git ls-remote {redact(url)}",
+                hint=f"check the URL and the network: git ls-remote -- {shlex.quote(redact(url))}",
             )
 
     def _run(
@@ -299,5 +303,5 @@ class RepositoryLocator:
             raise GitUnreachableError(
                 f"cannot read {redact(url)}: {exc}",
                 where=asked_by,
-                hint=f"check the URL and the network: git ls-remote {redact(url)}",
+                hint=f"check the URL and the network: git ls-remote -- {shlex.quote(redact(url))}",
             ) from exc

@@ -25,6 +25,7 @@ costs a few local git processes and no network at all.
 from __future__ import annotations
 
 import re
+import shlex
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -184,8 +185,9 @@ class StatusRepo:
                     f"{remote or 'the local repository'} after "
                     f"{self._retry.attempts} attempts: {exc}",
                     where=str(self._repo),
-                    hint=f"check the remote and the network (git -C {self._repo} push {remote} "
-                    f"{self._branch}); the next pass pushes the local status commit again",
+                    hint="check the remote and the network (git -C"
+                    f" {shlex.join([str(self._repo), 'push', str(remote), self._branch])});"
+                    " the next pass pushes the local status commit again",
                 ) from exc
         raise AssertionError("tenacity ended without a result or an error")  # pragma: no cover
 
@@ -310,8 +312,8 @@ class StatusRepo:
         if f"branch {self._ref}" in listed.splitlines():
             raise UserError(
                 f"the status branch {self._branch} is checked out in a worktree of {self._repo}",
-                hint=f"check out another branch there; status is read with git show "
-                f"{self._branch}:<host-id>/status.json",
+                hint="check out another branch there; status is read with git show "
+                f"{shlex.quote(self._branch + ':<host-id>/status.json')}",
             )
 
     def _has_remote(self, remote: str) -> bool:
@@ -346,7 +348,7 @@ class StatusRepo:
         if output.returncode != 0:
             raise StatusWriteError(
                 f"git {args[0]} failed in {self._repo}: {output.error_text()}",
-                hint=f"check the repository: git -C {self._repo} fsck",
+                hint=f"check the repository: git -C {shlex.quote(str(self._repo))} fsck",
             )
         return output
 

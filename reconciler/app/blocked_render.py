@@ -7,10 +7,10 @@ renderer per format lives here and every surface uses the same words.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
+from reconciler.app.text_safety import markdown_cell, one_line
 from reconciler.model.desired import BlockedWork
 
 SHORT = 12
@@ -47,8 +47,9 @@ def blocked_text(blocked: Sequence[BlockedWork]) -> list[str]:
         return []
     lines = ["", f"Blocked: {len(blocked)} (the rest of the plan goes on):"]
     for item in blocked:
-        lines.append(f"  {blocked_subject(item)} [{item.reason.value}] asked by {asked_by(item)}")
-        lines.append(f"    {item.message}")
+        subject = one_line(blocked_subject(item))
+        lines.append(f"  {subject} [{item.reason.value}] asked by {asked_by(item)}")
+        lines.append(f"    {one_line(item.message)}")
     return lines
 
 
@@ -68,11 +69,7 @@ def blocked_json(blocked: Sequence[BlockedWork]) -> list[dict[str, Any]]:
     ]
 
 
-def _md(text: str) -> str:
-    """Text from git, specs or a listing inside a markdown table: HTML-escaped, pipes and
-    backticks too, on one line."""
-    one_line = " ".join(text.split())
-    return html.escape(one_line).replace("|", "&#124;").replace("`", "&#96;")
+_md = markdown_cell
 
 
 def blocked_markdown(blocked: Sequence[BlockedWork]) -> list[str]:

@@ -28,6 +28,7 @@ from reconciler.adapters.harness.enumeration_cache import SqliteEnumerationCache
 from reconciler.adapters.spec_loader import load_specs
 from reconciler.adapters.store.files import ResultStore
 from reconciler.app.planning import Planner, Workspace
+from reconciler.app.text_safety import markdown_cell, one_line
 from reconciler.core.compare import (
     CHANGE_ORDER,
     Change,
@@ -265,7 +266,8 @@ def _gate_words(comparison: Comparison) -> str:
 
 
 def _side_line(label: str, side: Selected) -> str:
-    return f"{label}  {side.selector:<20} {side.commit.commit[:12]}  {side.commit.subject}"
+    selector, subject = one_line(side.selector), one_line(side.commit.subject)
+    return f"{label}  {selector:<20} {side.commit.commit[:12]}  {subject}"
 
 
 def render_text(report: CompareReport) -> str:
@@ -279,9 +281,9 @@ def render_text(report: CompareReport) -> str:
             for item in comparison.items
             if item.profile == profile and item.change is not Change.UNCHANGED_PASS
         ]
-        width = max((len(f"{i.test}:{i.subtest}") for i in shown), default=0)
+        width = max((len(one_line(f"{i.test}:{i.subtest}")) for i in shown), default=0)
         for item in shown:
-            name = f"{item.test}:{item.subtest}"
+            name = one_line(f"{item.test}:{item.subtest}")
             lines.append(f"  {item.change.value:<15} {name:<{width}}  {_transition(item)}")
     lines += ["", gate_line(comparison)]
     return "\n".join(lines) + "\n"
@@ -291,11 +293,12 @@ def render_markdown(report: CompareReport) -> str:
     comparison = report.comparison
     a, b = report.a, report.b
     lines = [
-        f"**compare `{a.selector}` → `{b.selector}`: {counts_line(comparison)}** "
-        f"({_gate_words(comparison)})",
+        f"**compare <code>{markdown_cell(a.selector)}</code> →"
+        f" <code>{markdown_cell(b.selector)}</code>:"
+        f" {counts_line(comparison)}** ({_gate_words(comparison)})",
         "",
-        f"A: `{a.commit.commit[:12]}` {a.commit.subject}  ",
-        f"B: `{b.commit.commit[:12]}` {b.commit.subject}",
+        f"A: `{a.commit.commit[:12]}` {markdown_cell(a.commit.subject)}  ",
+        f"B: `{b.commit.commit[:12]}` {markdown_cell(b.commit.subject)}",
         "",
         "| profile | " + " | ".join(c.value for c in CHANGE_ORDER) + " |",
         "| --- |" + " ---: |" * len(CHANGE_ORDER),
@@ -317,7 +320,9 @@ def render_markdown(report: CompareReport) -> str:
             f"<summary>{profile}: {counts_line(comparison, profile)}</summary>",
             "",
             *(
-                f"- {item.change.value}: `{item.test}:{item.subtest}` {_transition(item)}"
+                f"- {item.change.value}:"
+                f" <code>{markdown_cell(f'{item.test}:{item.subtest}')}</code>"
+                f" {_transition(item)}"
                 for item in changed
             ),
             "",

@@ -10,7 +10,6 @@ JSON (other tools).
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -29,6 +28,7 @@ from reconciler.app.blocked_render import (
 from reconciler.app.plan_render import machine_hours
 from reconciler.app.planning import Planner, SnapshotSource, Workspace
 from reconciler.app.spec_revisions import specs_at_revision
+from reconciler.app.text_safety import markdown_cell, one_line
 from reconciler.core.plan_diff import (
     DiffCounts,
     DiffRow,
@@ -140,7 +140,7 @@ def _nearest_text(change: UnitChange) -> str:
 
 def _example(change: UnitChange) -> str:
     return (
-        f"{change.commit[:SHORT]} {change.origin} {change.profile} {change.test} "
+        f"{change.commit[:SHORT]} {change.origin} {change.profile} {one_line(change.test)} "
         f"({change.to_run} subtests; {_nearest_text(change)})"
     )
 
@@ -172,9 +172,7 @@ def render_diff_text(diff: PlanDiff) -> str:
     return "\n".join(lines + blocked_text(diff.blocked)) + "\n"
 
 
-def _md(text: str) -> str:
-    """Text from git or specs in markdown: HTML-escaped, and table pipes and backticks too."""
-    return html.escape(text).replace("|", "&#124;").replace("`", "&#96;")
+_md = markdown_cell
 
 
 def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from typing import Any
@@ -13,6 +12,7 @@ from reconciler.app.blocked_render import (
     blocked_summary,
     blocked_text,
 )
+from reconciler.app.text_safety import markdown_cell, one_line
 from reconciler.model.plan import RUN_REASONS, Plan, PlannedUnit
 
 SHORT = 12
@@ -70,7 +70,7 @@ def _origin_rows(plan: Plan) -> list[tuple[str, ...]]:
 def _describe(item: PlannedUnit) -> str:
     count = len(item.to_run)
     return (
-        f"{item.commit[:SHORT]} {item.origin!s:<16} {item.profile:<10} {item.test} "
+        f"{item.commit[:SHORT]} {item.origin!s:<16} {item.profile:<10} {one_line(item.test)} "
         f"({count} of {item.subtests_total} subtests, {item.reason.value})"
     )
 
@@ -169,9 +169,7 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan_json(plan), indent=2) + "\n"
 
 
-def _md(text: str) -> str:
-    """Text from git or specs inside a markdown table: HTML-escaped, pipes and backticks too."""
-    return html.escape(text).replace("|", "&#124;").replace("`", "&#96;")
+_md = markdown_cell
 
 
 def render_markdown(plan: Plan) -> str:

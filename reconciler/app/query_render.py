@@ -2,13 +2,13 @@
 
 Logs, commit subjects and test names are written by others (a test prints what it likes; a
 commit subject comes from anyone who can push): printed raw, an escape sequence in them could
-rewrite the terminal's title, hide lines, or worse. `terminal_safe` shows every control
-character other than newline and tab as a visible escape when output goes to a terminal.
+rewrite the terminal's title, hide lines, or worse. `terminal_safe` (app.text_safety) shows
+every control character other than newline and tab as a visible escape when output goes to a
+terminal.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from reconciler.app.query_model import (
@@ -23,10 +23,6 @@ from reconciler.app.query_model import (
 )
 from reconciler.core.status import describe_counts
 
-# C0 and C1 controls and DEL, bar \t and \n; and the bidirectional overrides and isolates
-# ("Trojan Source"), which reorder what is shown without being visible themselves.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
 # (header, width, counts -> cell): timeout counts as a failure in the FAIL column.
 _COUNT_COLUMNS: tuple[tuple[str, int, Callable[[Counts], int]], ...] = (
     ("PASS", 6, lambda c: c["pass"]),
@@ -37,16 +33,6 @@ _COUNT_COLUMNS: tuple[tuple[str, int, Callable[[Counts], int]], ...] = (
 )
 _DURATION_WIDTH = 10
 _COMMIT_WIDTH = 12
-
-
-def terminal_safe(text: str) -> str:
-    """`text` with control characters (bar \\n and \\t) shown as escapes; \\r\\n is a newline."""
-    return _UNSAFE.sub(_escape, text.replace("\r\n", "\n"))
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def format_duration(seconds: float | None) -> str:

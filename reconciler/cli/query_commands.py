@@ -20,8 +20,8 @@ from reconciler.app.query_render import (
     render_failures,
     render_log,
     render_logs,
-    terminal_safe,
 )
+from reconciler.app.text_safety import terminal_safe
 from reconciler.model.errors import ExitCode
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
