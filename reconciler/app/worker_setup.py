@@ -47,12 +47,17 @@ from reconciler.core.kbuild import uses_kbuild
 from reconciler.core.toolchain import refusal_hint
 from reconciler.model.errors import InfrastructureError, WorkerUnreachable
 from reconciler.model.execution import BuildJob, SourceCheckout
+from reconciler.model.make_flags import makeflags_value
 from reconciler.model.results import BuildRecord, BuildStatus
 from reconciler.model.specs import ALLOWED_URL_SCHEMES
 
 log = logging.getLogger(__name__)
 
 GIT_TIMEOUT = 1800.0
+NOTHING_BUILT = (
+    "the build exited 0 but produced no file in the checkout; a build that makes nothing is"
+    " failed (leave `build` out of a harness that needs none)"
+)
 ALLOW_PROTOCOLS = "GIT_ALLOW_PROTOCOL=" + ":".join(ALLOWED_URL_SCHEMES)
 """Prefix of every worker git call that reaches a remote: `ext::` and other helpers refused."""
 BUILD_TIMEOUT = 4 * 3600.0
@@ -254,7 +259,7 @@ class HostWorkspace:
         env = {**job.build_env, **toolchain.environment}
         make_flags = [*job.make_flags, *toolchain.make_variables]
         if make_flags:
-            env["MAKEFLAGS"] = " ".join(make_flags)
+            env["MAKEFLAGS"] = makeflags_value(make_flags)
         header = toolchain_header(job, version=version, applied=toolchain)
         started = self.clock()
         try:
@@ -268,13 +273,18 @@ class HostWorkspace:
                 hint="a build that times out or loses its host is retried, not failed",
             )
         status = BuildStatus.PASS if result.exit_status == 0 else BuildStatus.FAIL
+        message = "" if status is BuildStatus.PASS else f"build exited {result.exit_status}"
         hashes: tuple[str | None, str | None] = (None, None)
+        log = header + result.output
         if status is BuildStatus.PASS:
             hashes = await self._fingerprint(src)
-        self._record(
-            job, status=status, log=header + result.output, duration=duration, hashes=hashes
-        )
-        message = "" if status is BuildStatus.PASS else f"build exited {result.exit_status}"
+            if hashes[0] is None:
+                # Exit 0 and nothing made (a `make -t`, a build command that does nothing):
+                # its tests would run against no build at all.
+                status = BuildStatus.FAIL
+                message = NOTHING_BUILT
+                log += f"\nreconciler: {NOTHING_BUILT}\n".encode()
+        self._record(job, status=status, log=log, duration=duration, hashes=hashes)
         return BuildOutcome(status, message)
 
     def _record(

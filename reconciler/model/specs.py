@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.model.make_flags import make_flag_problem
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
@@ -238,6 +240,8 @@ class Profile(Spec):
     Resolved to a concrete compiler (its `--version`, or the store path) for build identity,
     and checked on each host before it builds."""
     make_flags: list[str] = Field(default_factory=list)
+    """Options and variable definitions for make: `-j8`, `V=1`, `KCFLAGS=-O2 -g`. Only
+    options that change scheduling or verbosity, and plain values (model.make_flags)."""
     build_env: dict[str, str] = Field(default_factory=dict)
     """Environment of the build (e.g. CFLAGS): part of build identity. The compiler variables
     (CC, CXX, HOSTCC, HOSTCXX, LLVM) come from `toolchain`."""
@@ -271,6 +275,15 @@ class Profile(Spec):
                     " `toolchain: clang` (or gcc-N, clang-N, a path) instead"
                 )
         return value
+
+    @field_validator("make_flags")
+    @classmethod
+    def _safe_make_flags(cls, flags: list[str]) -> list[str]:
+        for flag in flags:
+            problem = make_flag_problem(flag)
+            if problem is not None:
+                raise ValueError(problem)
+        return flags
 
     @field_validator("kconfig")
     @classmethod
