@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from reconciler import __version__
 from reconciler.cli import (
@@ -84,10 +84,23 @@ def _add_hosts(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a user error (exit 1), as every other mistake is.
+
+    argparse's own exit 2 is this CLI's "work pending / results incomplete": a typo in a CI
+    gate (`reconciler compare --profle x`) would read as "incomplete" rather than "wrong".
+    Subcommand parsers are made from this class too (argparse uses the parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USER_ERROR), f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reconciler.cli import commands
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="reconciler",
         description="Keep kernel branches tested: diff the specs' desired state against "
         "the result store and run only what is missing.",
@@ -229,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (_Parser.error)
+        return done.code if isinstance(done.code, int) else int(ExitCode.USER_ERROR)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s: %(message)s",
