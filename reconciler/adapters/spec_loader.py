@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,14 +132,40 @@ def _spec_files(spec_dir: Path, errors: list[SpecError]) -> list[Path]:
     return sorted(found, key=lambda path: path.relative_to(spec_dir).as_posix())
 
 
+MAX_SPEC_BYTES = 4 << 20
+"""A spec file larger than this is refused: specs are text a person writes."""
+
+
 def _read_text(spec_file: Path, *, display: str) -> str | SpecError:
+    where = SourceLocation(file=display, line=1, column=1)
     try:
-        raw = spec_file.read_bytes()
+        # Opened without following a FIFO's or device's promise of data: O_NONBLOCK keeps a
+        # FIFO from hanging the open, and only a regular file (a symlink's target included)
+        # is read, at most one byte past the limit.
+        descriptor = os.open(spec_file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                return SpecError(
+                    "spec file is not a regular file (a FIFO, device or directory)",
+                    location=where,
+                    hint="specs are plain files: remove it from the spec directory, or rename it"
+                    " so it does not end in .yaml or .yml",
+                )
+            with os.fdopen(descriptor, "rb", closefd=False) as stream:
+                raw = stream.read(MAX_SPEC_BYTES + 1)
+        finally:
+            os.close(descriptor)
     except OSError as exc:
         return SpecError(
             f"cannot read spec file: {exc.strerror}",
-            location=SourceLocation(file=display, line=1, column=1),
+            location=where,
             hint="make the file readable, or remove it from the spec directory",
+        )
+    if len(raw) > MAX_SPEC_BYTES:
+        return SpecError(
+            f"spec file is larger than {MAX_SPEC_BYTES >> 20} MiB",
+            location=where,
+            hint="specs are text a person writes: split it, or remove it from the spec directory",
         )
     try:
         # utf-8-sig: a byte order mark from a Windows editor is not a syntax error.

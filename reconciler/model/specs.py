@@ -91,6 +91,23 @@ def check_git_url(value: str) -> str:
 
 GitUrl = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_environment(env: dict[str, str]) -> dict[str, str]:
+    """Environment variables a process can be given: a plain name (no `=`, space or NUL) and a
+    value without NUL; anything else cannot reach a process and would fail only on a worker."""
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not an environment variable name: use letters, digits and _,"
+                " not starting with a digit"
+            )
+        if "\x00" in value:
+            raise ValueError(f"the value of {name} holds a NUL byte, which no environment can")
+    return env
+
+
 _COMPILER_VERSION = r"(-[0-9]+(\.[0-9]+)*)?"
 TOOLCHAIN_PATTERN = (
     r"^((gcc|clang)"
@@ -222,6 +239,8 @@ class Runtime(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     """Environment of the test run."""
 
+    _env_ok = field_validator("env")(check_environment)
+
 
 class Profile(Spec):
     """How a kernel is built (build inputs) and run (runtime inputs)."""
@@ -275,6 +294,8 @@ class Profile(Spec):
                     " `toolchain: clang` (or gcc-N, clang-N, a path) instead"
                 )
         return value
+
+    _build_env_ok = field_validator("build_env")(check_environment)
 
     @field_validator("make_flags")
     @classmethod
@@ -384,7 +405,8 @@ class WorkerHost(BaseModel):
     host: str = Field(min_length=1, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
     user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]*$")
     port: int = Field(default=22, ge=1, le=65535)
-    slots: int = Field(default=1, ge=1)
+    slots: int = Field(default=1, ge=1, le=1024)
+    """Batches this host runs at once (at most 1024)."""
     arch: str = Field(default="x86_64", pattern=r"^[a-z0-9_]+$")
     tags: list[str] = Field(default_factory=list)
     identity_file: str | None = None
