@@ -4,7 +4,9 @@ With no WorkerPool in the specs, everything runs here, so this host must behave 
 in every way a batch can notice: `sh -c` semantics, stdout and stderr merged in the order written,
 lines streamed as they come, and a timeout that leaves nothing behind. Each command gets its own
 process group (a new session) so a timeout can kill the whole tree, including children that a
-harness started in the background, which would otherwise keep running and hold the output pipe.
+harness started in the background, which would otherwise keep running and hold the output pipe;
+and a supervisor (`supervisor.py`) stops that tree when the reconciler itself dies, even by
+SIGKILL.
 
 The environment is rebuilt from an allowlist rather than inherited: the reconciler may hold
 tokens for git remotes or KCIDB in its own environment, and a test must never see them.
@@ -17,6 +19,7 @@ import contextlib
 import os
 import platform
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import cast
 
 from reconciler.adapters.executors.base import LineCallback
 from reconciler.adapters.executors.output import OutputLines
+from reconciler.adapters.executors.supervisor import supervised
 from reconciler.model.execution import CommandResult
 
 INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER")
@@ -130,9 +134,9 @@ class LocalHost:
         read_fd, write_fd = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                command,
+                *supervised(
+                    command, parent=os.getpid(), grace=self._kill_grace, python=sys.executable
+                ),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=write_fd,
                 stderr=write_fd,
