@@ -543,3 +543,10 @@ def test_a_test_file_that_cannot_be_planned_stalls_the_branch_and_is_listed_with
         " 'master'), which did not resolve |"
     ) in markdown
     assert "example.org" not in markdown and "s3cret" not in json.dumps(status.document())
+
+
+def test_status_markdown_shows_control_characters_as_text() -> None:
+    """A commit subject with ESC, BEL or an RTL override reaches the status file escaped."""
+    shown = markdown_text("calc: \x1b]0;pwned\x07 fix \u202eevil")
+    assert not any(char in shown for char in "\x1b\x07\u202e")
+    assert shown == "calc: \\\\x1b\\]0;pwned\\\\x07 fix \\\\x202eevil"

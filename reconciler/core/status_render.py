@@ -33,6 +33,9 @@ MARKDOWN_REGRESSIONS_SHOWN = 20
 
 _SAFE_STEM = re.compile(r"[A-Za-z0-9_.-]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+# C0/C1 controls, DEL and the bidirectional overrides: shown as escapes, never sent raw to
+# whoever renders or `cat`s the file.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def render_json(document: dict[str, Any]) -> bytes:
@@ -74,7 +77,9 @@ def markdown_text(text: str) -> str:
     table, `<` and `&` must not become HTML, `[` must not start a link or image, and `*`, `_`,
     `~` and backquotes must not start emphasis or code.
     """
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    one_line = " ".join(text.split())
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", one_line)
+    return _CONTROL.sub(lambda match: f"\\\\x{ord(match.group()):02x}", escaped)
 
 
 def _short_revision(revision: str) -> str:
