@@ -110,7 +110,7 @@ def make_hostile_farm(farm: Path, *, sentinel: str, extra_specs: str = "") -> tu
         'echo "TAP version 13"\necho "1..$(($# ))"\ni=0\n'
         'for t in "$@"; do i=$((i + 1)); echo "ok $i - $t"; done\n'
     )
-    (repo / "build.sh").write_text("echo built\n")
+    (repo / "build.sh").write_text("echo built > built.txt\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "hostile names")
     branch = f"feature/{hostile.replace(' ', '')}"
