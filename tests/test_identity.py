@@ -25,8 +25,19 @@ from reconciler.model.desired import ResolvedToolchain
 from reconciler.model.specs import Profile, Runtime
 
 hexes = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
-words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+# Any text a process environment can hold (no NUL).
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"),
+    max_size=12,
+)
 names = st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True)
+# What validate lets through as make flags: scheduling options and plain definitions.
+plain_values = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 -=.,:/+", max_size=12)
+make_flags = st.lists(
+    st.sampled_from(["-j4", "-j", "--jobs=8", "-k", "-s", "--no-print-directory", "-Oline"])
+    | st.builds(lambda name, value: f"{name}={value}", names, plain_values),
+    max_size=3,
+)
 
 
 @st.composite
@@ -43,7 +54,7 @@ def profiles(draw: st.DrawFn) -> Profile:
             ).items()
         ],
         toolchain=draw(st.sampled_from(["gcc-12", "gcc-14", "clang-18"])),
-        make_flags=draw(st.lists(words, max_size=3)),
+        make_flags=draw(make_flags),
         build_env=draw(st.dictionaries(names, words, max_size=3)),
         runtime=Runtime(
             mem=draw(st.none() | st.sampled_from(["1G", "4G"])),
