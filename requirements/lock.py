@@ -89,8 +89,12 @@ def _uv() -> str:
     uv = bin_dir / "uv"
     pin = UV_PIN.search(DEV_LOCK.read_text()) if DEV_LOCK.exists() else None
     wanted = f"uv=={pin.group(1)}" if pin else "uv"
-    have = subprocess.run([str(uv), "--version"], capture_output=True, text=True, check=False)
-    if not (uv.exists() and pin and have.stdout.split()[1:2] == [pin.group(1)]):
+    have = ""
+    if uv.exists():
+        have = subprocess.run(
+            [str(uv), "--version"], capture_output=True, text=True, check=False
+        ).stdout
+    if not (pin and have.split()[1:2] == [pin.group(1)]):
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", wanted], check=True
         )  # deliberately online: refreshing a lock is the one step that asks the index
